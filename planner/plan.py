@@ -1,0 +1,154 @@
+"""The plan: plain, versioned JSON that the validator, maps, reports and re-planner read without the solver.
+
+The format is documented in docs/plan-format.md. Quantities are whole units of the 14 catalog items,
+times are ISO 8601 datetimes with the Asia/Makassar offset (+08:00).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from planner.errors import InputError
+from planner.fileio import write_text, write_with
+
+PLAN_FORMAT = "kpu-logistics-plan"
+PLAN_VERSION = 1
+
+UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScenarioRef(_Model):
+    name: str
+    hash: str = Field(description="sha256 of the scenario file content")
+    path: str | None = None
+
+
+class Calendar(_Model):
+    timezone: str = "Asia/Makassar"
+    start: datetime
+    ppk_deadline: datetime
+    pps_deadline: datetime
+
+
+class Stop(_Model):
+    node_id: str
+    arrival: datetime
+    departure: datetime
+    deliver: dict[str, int] = Field(default_factory=dict, description="item id -> units unloaded here")
+    load: dict[str, int] = Field(default_factory=dict, description="item id -> units loaded here")
+
+
+class Route(_Model):
+    vehicle_id: str = Field(description="one physical vehicle; a vehicle may drive several routes (trips)")
+    vehicle_type: str
+    kabupaten_code: str
+    base: str = Field(description="node id where the trip starts and ends")
+    tier: int = Field(ge=1, le=2, description="1: warehouse -> PPK (and transfer ports), 2: PPK -> PPS")
+    trip: int = Field(default=1, ge=1)
+    stops: list[Stop]
+    legs: list[str] = Field(description="leg ids travelled in order, from base back to base")
+
+
+class Unserved(_Model):
+    node_id: str
+    kabupaten_code: str
+    reason: UnservedReason
+    detail: str = ""
+
+
+class Plan(_Model):
+    format: Literal["kpu-logistics-plan"] = PLAN_FORMAT
+    version: int = PLAN_VERSION
+    scenario: ScenarioRef
+    network: str = Field(description="path of the network GeoPackage the plan was made on")
+    calendar: Calendar
+    blocked_legs: list[str] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list)
+    unserved: list[Unserved] = Field(default_factory=list)
+    kpis: dict = Field(default_factory=dict)
+
+
+def file_hash(path: str | Path) -> str:
+    return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def to_json(plan: Plan) -> str:
+    return json.dumps(plan.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n"
+
+
+def write_plan(plan: Plan, path: str | Path) -> Path:
+    return write_text(path, to_json(plan))
+
+
+def read_plan(path: str | Path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("plan file not found", source=path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise InputError(f"not a JSON file ({err})", source=path) from None
+    if not isinstance(raw, dict) or raw.get("format") != PLAN_FORMAT:
+        raise InputError(f"not a plan: field 'format' must be {PLAN_FORMAT!r}", source=path)
+    if raw.get("version") != PLAN_VERSION:
+        raise InputError(f"plan version {raw.get('version')!r} is not supported (expected {PLAN_VERSION})", source=path)
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as err:
+        problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise InputError("the plan does not follow the plan format", source=path, problems=problems) from None
+
+
+def stops_frame(plan: Plan) -> pd.DataFrame:
+    """One row per stop of every route, one column per item delivered (for CSV and Excel)."""
+    rows = []
+    for route in plan.routes:
+        for seq, stop in enumerate(route.stops):
+            row = {
+                "vehicle_id": route.vehicle_id,
+                "vehicle_type": route.vehicle_type,
+                "kabupaten_code": route.kabupaten_code,
+                "tier": route.tier,
+                "trip": route.trip,
+                "seq": seq,
+                "node_id": stop.node_id,
+                "arrival": stop.arrival.isoformat(),
+                "departure": stop.departure.isoformat(),
+            }
+            row.update({f"deliver_{k}": v for k, v in stop.deliver.items()})
+            row.update({f"load_{k}": v for k, v in stop.load.items()})
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.fillna(0) if not frame.empty else frame
+
+
+def legs_frame(plan: Plan) -> pd.DataFrame:
+    rows = [
+        {
+            "vehicle_id": r.vehicle_id,
+            "vehicle_type": r.vehicle_type,
+            "kabupaten_code": r.kabupaten_code,
+            "tier": r.tier,
+            "trip": r.trip,
+            "seq": i,
+            "leg_id": leg,
+        }
+        for r in plan.routes
+        for i, leg in enumerate(r.legs)
+    ]
+    return pd.DataFrame(rows, columns=["vehicle_id", "vehicle_type", "kabupaten_code", "tier", "trip", "seq", "leg_id"])
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    return write_with(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))
