@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from planner.errors import InputError
 
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="planner")
     except InputError as err:
-        Console(stderr=True).print(f"[bold red]error:[/] {err}", markup=True, highlight=False, soft_wrap=True)
+        Console(stderr=True, emoji=False).print(
+            f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
 
 

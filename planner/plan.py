@@ -102,7 +102,9 @@ def read_plan(path: str | Path) -> Plan:
     if not isinstance(raw, dict) or raw.get("format") != PLAN_FORMAT:
         raise InputError(f"not a plan: field 'format' must be {PLAN_FORMAT!r}", source=path)
     if raw.get("version") != PLAN_VERSION:
-        raise InputError(f"plan version {raw.get('version')!r} is not supported (expected {PLAN_VERSION})", source=path)
+        raise InputError(
+            f"plan version {raw.get('version')!r} is not supported (expected {PLAN_VERSION})", source=path
+        )
     try:
         return Plan.model_validate(raw)
     except ValidationError as err:
@@ -147,7 +149,9 @@ def legs_frame(plan: Plan) -> pd.DataFrame:
         for r in plan.routes
         for i, leg in enumerate(r.legs)
     ]
-    return pd.DataFrame(rows, columns=["vehicle_id", "vehicle_type", "kabupaten_code", "tier", "trip", "seq", "leg_id"])
+    return pd.DataFrame(
+        rows, columns=["vehicle_id", "vehicle_type", "kabupaten_code", "tier", "trip", "seq", "leg_id"]
+    )
 
 
 def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:

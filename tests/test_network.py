@@ -1,0 +1,231 @@
+"""The Kaltim network on the real boundary data (issue 2)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pyogrio
+import pytest
+
+from planner.network import build_network, check_network, load_network, write_network
+from planner.paths import TravelSpeeds, shortest_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+KALTIM = ROOT / "networks" / "kaltim"
+ROAD_ONLY = TravelSpeeds({"road": 40.0})
+ROAD_RIVER = TravelSpeeds({"road": 40.0, "river": 12.0})
+SHIP = TravelSpeeds({"sea": 18.0})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A fresh build written to a temporary GeoPackage, and the network loaded back from it."""
+    target = tmp_path_factory.mktemp("net") / "network.gpkg"
+    write_network(build_network(KALTIM), target)
+    return target, load_network(target)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "planner.cli", *args], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+def desa_named(network, *names: str) -> list[str]:
+    pps = network.nodes_of_kind("pps")
+    return sorted(pps.index[pps["name"].isin(names)])
+
+
+def test_counts_match_the_published_admin_units(built):
+    _, net = built
+    kinds = net.nodes["kind"].value_counts()
+    assert kinds["pps"] == 1038
+    assert kinds["ppk"] == 105
+    assert kinds["warehouse"] == 11
+    assert kinds["port"] > 0
+    assert net.nodes.loc["wh:64", "name"].endswith("(Samarinda)")
+    assert set(net.legs["mode"]) == {"road", "river", "sea", "access"}
+
+
+def test_rebuild_gives_identical_file_and_matches_the_committed_network(built, tmp_path):
+    target, _ = built
+    again = write_network(build_network(KALTIM), tmp_path / "again.gpkg")
+    assert again.read_bytes() == target.read_bytes()
+    assert (KALTIM / "network.gpkg").read_bytes() == target.read_bytes(), (
+        "run `planner network build networks/kaltim`"
+    )
+
+
+def test_geopackage_layers_have_the_documented_fields(built):
+    target, _ = built
+    layers = dict(pyogrio.list_layers(target))
+    assert set(layers) == {"nodes", "legs"}
+    node_fields = set(pyogrio.read_info(target, layer="nodes")["fields"])
+    leg_fields = set(pyogrio.read_info(target, layer="legs")["fields"])
+    assert {"node_id", "kind", "code", "name", "kabupaten_code"} <= node_fields
+    assert {"leg_id", "mode", "from_node", "to_node", "length_km", "status"} <= leg_fields
+
+
+def test_every_pps_is_reachable_from_its_warehouse(built):
+    _, net = built
+    assert check_network(net).unreachable == []
+
+
+def test_leg_ids_are_readable_and_lengths_are_geodesic_km(built):
+    _, net = built
+    legs = net.legs
+    for leg_id, leg in legs.iterrows():
+        assert leg_id == f"{leg['mode']}:{leg['from_node']}-{leg['to_node']}"
+    road = legs[legs["mode"] == "road"]
+    assert road["length_km"].between(0.01, 200).all()
+    # a road leg between two neighbouring Samarinda kelurahan is a few km, not a fraction of a degree
+    samarinda = road[road["from_node"].str.startswith("pps:64.72")]
+    assert 0.3 < samarinda["length_km"].median() < 10
+    river = legs[(legs["mode"] == "river") & (legs["origin"] == "mahakam") & (legs["direction"] == "down")]
+    assert 600 < river["length_km"].sum() < 1200  # the Mahakam in Kaltim, along the generalised line
+
+
+def test_island_desa_have_sea_legs_only(built):
+    _, net = built
+    road = net.legs[net.legs["mode"] == "road"]
+    graph = nx.Graph()
+    graph.add_nodes_from(net.nodes_of_kind("pps").index)
+    graph.add_edges_from(zip(road["from_node"], road["to_node"], strict=True))
+    islands = desa_named(net, "Maratua Payung Dubang", "Pulau Derawan", "Pulau Miang", "Balikukup")
+    assert len(islands) >= 3
+    for pps in islands:
+        mainland_hits = [n for n in nx.node_connected_component(graph, pps) if n.startswith("pps:64.72")]
+        assert not mainland_hits, f"{pps} has a road to the mainland"
+        kab = net.nodes.loc[pps, "kabupaten_code"]
+        by_road = shortest_paths(net, ROAD_ONLY, sources=[f"wh:{kab}"])
+        assert by_road.hours_between(f"wh:{kab}", pps) == float("inf")
+        legs = shortest_paths(net, TravelSpeeds({"road": 40, "sea": 18}), sources=[f"wh:{kab}"]).path_legs(
+            f"wh:{kab}", pps
+        )
+        assert any(leg.startswith("sea:") for leg in legs)
+
+
+def test_long_apari_reaches_its_warehouse_only_by_river(built):
+    _, net = built
+    long_apari = net.nodes[(net.nodes["kind"] == "pps") & (net.nodes["kecamatan_code"] == "64.11.04")].index
+    assert len(long_apari) >= 5
+    road = net.legs[net.legs["mode"] == "road"]
+    assert not road["from_node"].isin(long_apari).any() and not road["to_node"].isin(long_apari).any()
+    by_road = shortest_paths(net, ROAD_ONLY, sources=["wh:64.11"])
+    with_river = shortest_paths(net, ROAD_RIVER, sources=["wh:64.11"])
+    for pps in long_apari:
+        assert by_road.hours_between("wh:64.11", pps) == float("inf")
+        assert with_river.hours_between("wh:64.11", pps) < float("inf")
+        path = with_river.path_legs("wh:64.11", pps)
+        assert path[-2].startswith("river:") and path[-1].startswith("access:")
+        assert any(net.legs.loc[leg, "rapids"] for leg in path), "Long Apari lies above the riam"
+
+
+def test_path_legs_join_up_and_add_up(built):
+    _, net = built
+    paths = shortest_paths(net, ROAD_RIVER, sources=["wh:64.02"])
+    target = "ppk:64.02.01"
+    legs = paths.path_legs("wh:64.02", target)
+    at = "wh:64.02"
+    for leg in legs:
+        row = net.legs.loc[leg]
+        assert at in (row["from_node"], row["to_node"])
+        at = row["to_node"] if row["from_node"] == at else row["from_node"]
+    assert at == target
+    assert paths.km_between("wh:64.02", target) == pytest.approx(net.legs.loc[legs, "length_km"].sum())
+
+
+def test_blocking_changes_the_path_and_can_cut_a_desa_off(built):
+    _, net = built
+    source, target = "wh:64.74", "ppk:64.74.03"
+    before = shortest_paths(net, ROAD_ONLY, sources=[source]).path_legs(source, target)
+    road_leg = next(leg for leg in before if leg.startswith("road:"))
+    after = shortest_paths(net.blocked([road_leg]), ROAD_ONLY, sources=[source]).path_legs(source, target)
+    assert road_leg not in after and after != before
+    # a Long Apari desa on a tributary hangs on one pair of river legs
+    trib = net.legs[net.legs["origin"] == "tributary"]
+    leg_up = trib.index[0]
+    desa_jetty = next(
+        n for n in (trib.iloc[0]["from_node"], trib.iloc[0]["to_node"]) if n.startswith("jetty:")
+    )
+    pair = trib.index[(trib["from_node"] == desa_jetty) | (trib["to_node"] == desa_jetty)].tolist()
+    assert leg_up in pair and len(pair) == 2
+    cut = net.blocked(pair)
+    unreachable = [u[0] for u in check_network(cut).unreachable]
+    assert unreachable == [net.nodes.loc[desa_jetty, "host"]]
+    assert net.unblocked([]).legs["status"].eq("open").all()
+
+
+def test_check_cli_names_unreachable_pps_and_exits_1():
+    net = load_network(KALTIM)
+    trib = net.legs[net.legs["origin"] == "tributary"]
+    jetty = (
+        trib.iloc[0]["from_node"]
+        if trib.iloc[0]["from_node"].startswith("jetty:64")
+        else trib.iloc[0]["to_node"]
+    )
+    pair = trib.index[(trib["from_node"] == jetty) | (trib["to_node"] == jetty)].tolist()
+    blocked = run_cli("network", "check", str(KALTIM), *[a for leg in pair for a in ("--block", leg)])
+    assert blocked.returncode == 1
+    assert net.nodes.loc[jetty, "host"] in blocked.stdout
+    ok = run_cli("network", "check", str(KALTIM))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "1038" in ok.stdout and "105" in ok.stdout
+
+
+def test_unknown_leg_id_is_a_clear_error(built):
+    result = run_cli("network", "check", str(KALTIM), "--block", "road:pps:1-pps:2")
+    assert result.returncode == 2
+    assert "road:pps:1-pps:2" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def network_copy(tmp_path):
+    folder = tmp_path / "kaltim"
+    shutil.copytree(KALTIM, folder, ignore=shutil.ignore_patterns("network.gpkg"))
+    return folder
+
+
+def test_missing_input_file_is_named(network_copy):
+    (network_copy / "source" / "desa.geojson").unlink()
+    result = run_cli("network", "build", str(network_copy))
+    assert result.returncode == 2
+    assert "desa.geojson" in result.stderr and "Traceback" not in result.stderr
+    assert not (network_copy / "network.gpkg").exists()
+
+
+def test_malformed_input_file_is_named(network_copy):
+    (network_copy / "source" / "rivers.geojson").write_text("{ this is not json", encoding="utf-8")
+    result = run_cli("network", "build", str(network_copy))
+    assert result.returncode == 2
+    assert "rivers.geojson" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_bad_override_row_is_named(network_copy):
+    with (network_copy / "overrides.csv").open("a", encoding="utf-8") as handle:
+        handle.write("close,road:pps:0-pps:1,,,,,typo\nfly,x,,,,,\n")
+    result = run_cli("network", "build", str(network_copy))
+    assert result.returncode == 2
+    assert "overrides.csv" in result.stderr and "row 5" in result.stderr
+
+
+def test_override_closes_and_adds_legs(network_copy):
+    net = load_network(KALTIM)
+    road = net.legs[net.legs["mode"] == "road"].index[0]
+    with (network_copy / "overrides.csv").open("a", encoding="utf-8") as handle:
+        handle.write(f"close,{road},,,,,flooded\n")
+        handle.write("add,,road,pps:64.11.04.2001,pps:64.11.01.2006,120,new logging road\n")
+    rebuilt = build_network(network_copy)
+    assert rebuilt.legs.loc[road, "status"] == "blocked"
+    added = rebuilt.legs.loc["road:pps:64.11.04.2001-pps:64.11.01.2006"]
+    assert added["length_km"] == 120 and added["origin"] == "override"
+
+
+def test_missing_network_is_a_clear_error(tmp_path):
+    result = run_cli("network", "check", str(tmp_path))
+    assert result.returncode == 2
+    assert "network.gpkg" in result.stderr
