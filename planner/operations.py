@@ -1,0 +1,111 @@
+"""What a vehicle type can do and when it may do it: modes, speeds, capacity, handling times, daylight.
+
+Shared by dispatch (which plans with it) and validate (which re-checks plans with it). Times are minutes
+after the plan start; `start_minute_of_day` is the local clock time of the plan start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from planner.paths import TravelSpeeds
+
+
+@dataclass(frozen=True)
+class VehicleKind:
+    type_id: str
+    name: str
+    tiers: frozenset[int]
+    speeds: TravelSpeeds
+    capacity_kg: float
+    capacity_m3: float
+    operating_hours: (
+        tuple[int, int] | None
+    )  # (open, close) in minutes after local midnight; None: day and night
+    load_min: int
+    unload_min: int
+    cost_per_km: float
+    cost_per_day: float
+
+    @property
+    def modes(self) -> frozenset[str]:
+        return self.speeds.modes
+
+
+@dataclass(frozen=True)
+class VehicleSpec:
+    """One physical vehicle: its id, where it is based, and its type."""
+
+    vehicle_id: str
+    base: str
+    kind: VehicleKind
+
+    @property
+    def type_id(self) -> str:
+        return self.kind.type_id
+
+
+def is_open(minute: int, hours: tuple[int, int] | None, start_minute_of_day: int) -> bool:
+    """True if a vehicle with these operating hours may be moving or handling cargo at `minute` (ends included)."""
+    if hours is None:
+        return True
+    clock = (minute + start_minute_of_day) % 1440
+    return hours[0] <= clock <= hours[1]
+
+
+def working_minutes(start: int, end: int, hours: tuple[int, int] | None, start_minute_of_day: int) -> int:
+    """Minutes between `start` and `end` that fall inside the operating hours."""
+    if end <= start:
+        return 0
+    if hours is None:
+        return end - start
+    total = 0
+    day = (start + start_minute_of_day) // 1440
+    while True:
+        open_at = day * 1440 + hours[0] - start_minute_of_day
+        close_at = day * 1440 + hours[1] - start_minute_of_day
+        if open_at >= end:
+            return total
+        total += max(0, min(end, close_at) - max(start, open_at))
+        day += 1
+
+
+def add_working_minutes(
+    start: int, minutes: int, hours: tuple[int, int] | None, start_minute_of_day: int
+) -> int:
+    """The minute at which `minutes` of work that begins at `start` is done, pausing outside operating hours."""
+    if hours is None or minutes <= 0:
+        return start + max(minutes, 0)
+    t, left = start, minutes
+    while True:
+        day = (t + start_minute_of_day) // 1440
+        open_at = day * 1440 + hours[0] - start_minute_of_day
+        close_at = day * 1440 + hours[1] - start_minute_of_day
+        if t < open_at:
+            t = open_at
+        if t >= close_at:
+            t = open_at + 1440
+            continue
+        step = min(left, close_at - t)
+        t += step
+        left -= step
+        if left == 0:
+            return t
+
+
+def nights(
+    hours: tuple[int, int] | None, start_minute_of_day: int, horizon: int
+) -> tuple[tuple[int, int], ...]:
+    """The rest intervals (outside operating hours) that overlap [0, horizon], in minutes after the plan start."""
+    if hours is None:
+        return ()
+    out = []
+    day = -1
+    while True:
+        rest_start = day * 1440 + hours[1] - start_minute_of_day
+        rest_end = (day + 1) * 1440 + hours[0] - start_minute_of_day
+        if rest_start > horizon:
+            return tuple(out)
+        if rest_end > 0:
+            out.append((max(rest_start, 0), rest_end))
+        day += 1
