@@ -109,3 +109,24 @@ def nights(
         if rest_end > 0:
             out.append((max(rest_start, 0), rest_end))
         day += 1
+
+
+def latest_start(end: int, minutes: int, hours: tuple[int, int] | None, start_minute_of_day: int) -> int:
+    """The latest minute at which `minutes` of work can begin and still be done by `end`."""
+    if hours is None or minutes <= 0:
+        return end - max(minutes, 0)
+    t, left = end, minutes
+    while True:
+        day = (t - 1 + start_minute_of_day) // 1440
+        open_at = day * 1440 + hours[0] - start_minute_of_day
+        close_at = day * 1440 + hours[1] - start_minute_of_day
+        if t > close_at:
+            t = close_at
+        if t <= open_at:
+            t = close_at - 1440
+            continue
+        step = min(left, t - open_at)
+        t -= step
+        left -= step
+        if left == 0:
+            return t

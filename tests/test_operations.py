@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner.dispatch import ItemUnit, goods_weight, split_goods
-from planner.operations import add_working_minutes, is_open, nights, working_minutes
+from planner.operations import add_working_minutes, is_open, latest_start, nights, working_minutes
 
 DAY = (6 * 60, 18 * 60)  # 06:00-18:00
 START = 6 * 60  # plans start at 06:00 local
@@ -68,3 +68,13 @@ def test_split_goods_keeps_whole_units_and_fits_each_load(goods, cap_kg, cap_m3)
 def test_split_goods_refuses_an_item_bigger_than_the_vehicle():
     with pytest.raises(ValueError, match="box"):
         split_goods({"box": 1}, UNITS, 1.0, 10.0)
+
+
+@given(st.integers(0, 6000), st.integers(0, 3000))
+def test_latest_start_is_the_last_moment_that_still_finishes_in_time(end, minutes):
+    begin = latest_start(end, minutes, DAY, START)
+    assert add_working_minutes(begin, minutes, DAY, START) <= end
+    assert (
+        add_working_minutes(begin + 1, minutes, DAY, START) > end
+        or working_minutes(begin, begin + 1, DAY, START) == 0
+    )

@@ -1,9 +1,216 @@
-"""CLI commands (being written)."""
+"""`planner map PLAN` (offline HTML route map) and `planner report PLAN` (manifests, summaries, schedule)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import pandas as pd
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from planner.errors import InputError
+from planner.maps import Boundaries, load_boundaries, write_map
+from planner.plan import Plan, read_plan
+from planner.report import write_reports
+
+DEMAND_FILES = ("demand-pps.csv", "demand-ppk.csv")  # as written by `planner demand`
+
+
+class MapAudience(StrEnum):
+    kpu = "kpu"
+    lanal = "lanal"
+
+
+AUDIENCE_VALUES = tuple(a.value for a in MapAudience)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Everything the map and the reports need besides the plan itself."""
+
+    plan: Plan
+    network: Any
+    items: Any
+    node_info: pd.DataFrame | None
+    boundaries: Boundaries | None
+
+
+def _plan_network_path(plan: Plan, plan_path: Path) -> Path:
+    for candidate in (Path(plan.network), plan_path.parent / plan.network):
+        if candidate.exists():
+            return candidate
+    raise InputError(
+        "the plan's network was not found",
+        source=plan_path,
+        problems=[f"network: {plan.network} does not exist (pass --scenario to say where the network is)"],
+    )
+
+
+def _read_node_info(folder: Path) -> pd.DataFrame | None:
+    frames = []
+    for name in DEMAND_FILES:
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            frame = pd.read_csv(path, dtype={"node_id": str})
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+            raise InputError(f"cannot read demand CSV ({err})", source=path) from None
+        missing = [c for c in ("node_id", "tps", "dpt") if c not in frame.columns]
+        if missing:
+            raise InputError(f"demand CSV lacks column(s) {', '.join(missing)}", source=path)
+        frames.append(frame[["node_id", "tps", "dpt"]])
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _scenario_inputs(scenario: Path) -> tuple[Any, Any, pd.DataFrame]:
+    """Network (blocked legs closed), catalog and TPS/DPT per PPS and PPK of a scenario file."""
+    from planner.scenario import load_inputs, load_scenario
+
+    inputs = load_inputs(load_scenario(scenario))
+    columns = ["node_id", "tps", "dpt"]
+    node_info = pd.concat([inputs.demand.pps[columns], inputs.demand.ppk[columns]], ignore_index=True)
+    return inputs.network, inputs.items, node_info
+
+
+def resolve_inputs(plan_path: Path, scenario: Path | None = None, demand: Path | None = None) -> PlanInputs:
+    """Load the plan and what its map and reports need.
+
+    With a scenario (given, or the one recorded in the plan if that file is still there): its network,
+    catalog and demand. Otherwise the network named in plan.network, no catalog (quantities without
+    weights) and TPS/DPT from the demand CSVs of `planner demand` (in `demand` or next to the plan).
+    """
+    from planner.network import load_network
+
+    plan = read_plan(plan_path)
+    if demand is not None and not demand.is_dir():
+        raise InputError("demand folder not found", source=demand)
+    if scenario is None and plan.scenario.path and Path(plan.scenario.path).is_file():
+        scenario = Path(plan.scenario.path)
+    if scenario is not None:
+        if not scenario.is_file():
+            raise InputError("scenario file not found", source=scenario)
+        network, items, node_info = _scenario_inputs(scenario)
+        if demand is not None:
+            node_info = _read_node_info(demand)
+    else:
+        network = load_network(_plan_network_path(plan, plan_path))
+        items = None
+        node_info = _read_node_info(demand if demand is not None else plan_path.parent)
+    boundaries = load_boundaries(network.source) if network.source is not None else None
+    return PlanInputs(plan, network, items, node_info, boundaries)
+
+
+PlanArgument = Annotated[Path, typer.Argument(help="plan.json written by `planner solve`")]
+ScenarioOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--scenario", help="scenario file (network, catalog, demand); default: the one the plan names"
+    ),
+]
+DemandOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--demand", help="folder with demand-pps.csv / demand-ppk.csv (TPS, DPT); default: the plan's"
+    ),
+]
+
+
+def map_command(
+    plan: PlanArgument,
+    audience: Annotated[
+        MapAudience,
+        typer.Option("--audience", help="kpu: everything; lanal: sea legs, ships, ports, their stops"),
+    ] = MapAudience.kpu,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file; default map-<audience>.html by the plan")
+    ] = None,
+    scenario: ScenarioOption = None,
+    demand: DemandOption = None,
+) -> None:
+    """Write the route map as one HTML file that opens offline on any phone or computer."""
+    inputs = resolve_inputs(plan, scenario, demand)
+    target = out if out is not None else plan.parent / f"map-{audience.value}.html"
+    written = write_map(
+        inputs.plan,
+        inputs.network,
+        inputs.node_info,
+        audience.value,
+        target,
+        items=inputs.items,
+        boundaries=inputs.boundaries,
+    )
+    size_mb = written.stat().st_size / 1e6
+    Console().print(
+        f"Wrote {written} ({size_mb:.1f} MB) for {audience.value}.", markup=False, highlight=False
+    )
+
+
+def report_command(
+    plan: PlanArgument,
+    out: Annotated[Path | None, typer.Option("--out", help="folder; default: the plan's folder")] = None,
+    scenario: ScenarioOption = None,
+    demand: DemandOption = None,
+    maps: Annotated[
+        bool, typer.Option("--maps/--no-maps", help="also write map-kpu.html and map-lanal.html")
+    ] = False,
+) -> None:
+    """Re-write the manifests (CSV, XLSX per vehicle), kabupaten summaries and schedule charts of a plan."""
+    inputs = resolve_inputs(plan, scenario, demand)
+    out_dir = out if out is not None else plan.parent
+    console = Console()
+    with console.status("Writing manifests, summaries and schedule charts..."):
+        written = write_reports(inputs.plan, inputs.network, inputs.items, inputs.node_info, out_dir)
+        if maps:
+            for audience in AUDIENCE_VALUES:
+                written.append(
+                    write_map(
+                        inputs.plan,
+                        inputs.network,
+                        inputs.node_info,
+                        audience,
+                        out_dir / f"map-{audience}.html",
+                        items=inputs.items,
+                        boundaries=inputs.boundaries,
+                    )
+                )
+    table = Table(title=f"Reports for {plan}")
+    table.add_column("what")
+    table.add_column("files", justify="right")
+    table.add_column("where")
+    groups: dict[tuple[str, str], int] = {}
+    for path in written:
+        key = (_describe(path), str(path.parent))
+        groups[key] = groups.get(key, 0) + 1
+    for (what, where), count in groups.items():
+        table.add_row(what, str(count), where)
+    console.print(table)
+    if inputs.items is None:
+        console.print(
+            "No catalog found (pass --scenario): manifests show quantities without weight and volume."
+        )
+    if inputs.node_info is None:
+        console.print("No demand CSVs found (pass --demand): TPS and DPT are left out.")
+
+
+def _describe(path: Path) -> str:
+    name = path.name
+    if path.parent.name == "manifests":
+        return "manifest (surat jalan) " + path.suffix.lstrip(".").upper()
+    if name.endswith("-summary.xlsx"):
+        return "kabupaten summary XLSX"
+    if name.endswith(".png"):
+        return "schedule chart PNG"
+    if name.endswith(".html"):
+        return "map HTML"
+    return name
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `planner` app."""
+    """Add `map` and `report` to the `planner` app."""
+    app.command("map")(map_command)
+    app.command("report")(report_command)

@@ -1,9 +1,151 @@
-"""CLI commands (being written)."""
+"""`planner solve` and `planner validate`."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from planner.plan import Plan, read_plan
+from planner.scenario import ScenarioInputs, load_inputs, load_scenario
+from planner.solve import (
+    assemble_plan,
+    expectations,
+    kabupaten_tasks,
+    run_tasks,
+    search_settings,
+    write_outputs,
+)
+from planner.validate import validate_plan
+
+
+def _kabupaten_names(inputs: ScenarioInputs) -> dict[str, str]:
+    frame = inputs.demand.ppk[["kabupaten_code", "kabupaten_name"]].drop_duplicates()
+    short = frame["kabupaten_name"].str.replace(r"^(Kabupaten|Kota) ", "", regex=True)
+    return dict(zip(frame["kabupaten_code"], short, strict=True))
+
+
+def summary_table(plan: Plan, names: dict[str, str]) -> Table:
+    table = Table(title=f"Plan {escape(plan.scenario.name)}")
+    for column, justify in [
+        ("kabupaten", "left"),
+        ("vehicles", "right"),
+        ("trips", "right"),
+        ("road km", "right"),
+        ("river km", "right"),
+        ("sea km", "right"),
+        ("PPK done", "left"),
+        ("PPS done", "left"),
+        ("slack h", "right"),
+        ("unserved", "right"),
+    ]:
+        table.add_column(column, justify=justify)
+    for code, k in plan.kpis["kabupaten"].items():
+        km = k["km_by_mode"]
+        table.add_row(
+            escape(f"{code} {names.get(code, '')}"),
+            str(k["vehicles_used"]),
+            str(k["trips"]),
+            f"{km['road']:,.0f}",
+            f"{km['river']:,.0f}",
+            f"{km['sea']:,.0f}",
+            (k["ppk_completion"] or "-")[5:16].replace("T", " "),
+            (k["pps_completion"] or "-")[5:16].replace("T", " "),
+            f"{k['slack_hours_pps']:.1f}" if k["slack_hours_pps"] is not None else "-",
+            f"[bold red]{k['unserved']}[/]" if k["unserved"] else "0",
+        )
+    return table
+
+
+def solve(
+    scenario: Annotated[Path, typer.Argument(help="scenario file, e.g. scenarios/kaltim-2024.yaml")],
+    out: Annotated[Path, typer.Option("--out", help="folder for plan.json, CSV, manifests and map")] = Path(
+        "out/plan"
+    ),
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="seconds per kabupaten (default: the scenario's)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel processes (default: the scenario's)")] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option("--deterministic", help="solution limits instead of the clock: same input, same plan"),
+    ] = False,
+) -> None:
+    """Schedule every vehicle so that the 14 items reach every PPK and PPS before the deadlines."""
+    console = Console()
+    started = time.perf_counter()
+    checked = load_scenario(scenario)
+    inputs = load_inputs(checked)
+    expect = expectations(inputs)
+    settings = search_settings(inputs, time_limit, True if deterministic else None)
+    tasks = kabupaten_tasks(inputs, expect, settings)
+    names = _kabupaten_names(inputs)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    rows = {}
+    with progress:
+        overall = progress.add_task(f"Solving {len(tasks)} kabupaten", total=len(tasks))
+        for task in tasks:
+            rows[task.kabupaten_code] = progress.add_task(
+                escape(f"  {task.kabupaten_code} {names.get(task.kabupaten_code, '')}"), total=1
+            )
+
+        def notify(code: str, state: str) -> None:
+            if state == "done":
+                progress.update(rows[code], completed=1)
+                progress.advance(overall)
+
+        results = run_tasks(tasks, workers or checked.solver.workers, notify)
+    plan = assemble_plan(inputs, expect, results, checked.resolved_paths().network)
+    problems = validate_plan(plan, expect)
+    written = write_outputs(plan, inputs, out)
+    console.print(summary_table(plan, names))
+    for u in plan.unserved:
+        console.print(f"  unserved {escape(u.node_id)}: {u.reason} ({escape(u.detail)})", highlight=False)
+    console.print(
+        f"Wrote {len(written)} files to [bold]{escape(str(out))}[/] in {time.perf_counter() - started:.0f} s "
+        f"(plan.json, stops.csv, legs.csv, manifests, map)."
+    )
+    if problems:
+        console.print(f"[bold red]The plan fails validation ({len(problems)} problems):[/]")
+        for p in problems[:50]:
+            console.print(f"  {escape(p)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def validate(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json")],
+    scenario: Annotated[Path, typer.Argument(help="the scenario the plan was made for")],
+) -> None:
+    """Re-check a plan against the network and demand; exit 1 with the list of violations."""
+    console = Console()
+    plan = read_plan(plan_file)
+    inputs = load_inputs(load_scenario(scenario))
+    problems = validate_plan(plan, expectations(inputs))
+    if problems:
+        console.print(f"[bold red]{len(problems)} violation(s) in {escape(str(plan_file))}:[/]")
+        for p in problems:
+            console.print(f"  {escape(p)}", highlight=False)
+        raise typer.Exit(1)
+    served = sum(1 for r in plan.routes for s in r.stops if s.deliver)
+    console.print(
+        f"{escape(str(plan_file))} is valid: {len(plan.routes)} trips, {served} deliveries, "
+        f"{len(plan.unserved)} unserved (each with its reason)."
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `planner` app."""
+    app.command("solve")(solve)
+    app.command("validate")(validate)

@@ -1,0 +1,339 @@
+"""Solve a scenario: one dispatch per kabupaten, in parallel processes, assembled into one plan with KPIs."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, add_goods, plan_kabupaten
+from planner.maps import load_boundaries, write_map
+from planner.operations import VehicleKind, VehicleSpec
+from planner.plan import (
+    Calendar,
+    Plan,
+    Route,
+    ScenarioRef,
+    Stop,
+    Unserved,
+    file_hash,
+    legs_frame,
+    stops_frame,
+    write_csv,
+    write_plan,
+)
+from planner.report import write_reports
+from planner.scenario import ScenarioInputs
+from planner.search import SearchSettings
+from planner.validate import Expectations
+
+ProgressCallback = Callable[[str, str], None]  # (kabupaten code, "started" | "done")
+
+
+def vehicle_kind(vehicle_type) -> VehicleKind:
+    """The planner's view of a fleet vehicle type (clock times become minutes after midnight)."""
+    hours = vehicle_type.operating_hours
+    return VehicleKind(
+        type_id=vehicle_type.id,
+        name=vehicle_type.name,
+        tiers=frozenset(vehicle_type.tiers),
+        speeds=vehicle_type.travel_speeds(),
+        capacity_kg=vehicle_type.capacity_kg,
+        capacity_m3=vehicle_type.capacity_m3,
+        operating_hours=(hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
+        if hours
+        else None,
+        load_min=vehicle_type.load_min,
+        unload_min=vehicle_type.unload_min,
+        cost_per_km=vehicle_type.cost_per_km,
+        cost_per_day=vehicle_type.cost_per_day,
+    )
+
+
+def expectations(inputs: ScenarioInputs) -> Expectations:
+    """Network, fleet, goods per PPS and PPK, and calendar of a scenario, as plain data."""
+    kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
+    vehicles = {
+        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, kinds[v.type_id]) for v in inputs.fleet.vehicles
+    }
+    item_ids = [i.id for i in inputs.items]
+    pps = inputs.demand.pps
+    ppk = inputs.demand.ppk
+
+    def goods(row) -> dict[str, int]:
+        return {i: int(row[i]) for i in item_ids if int(row[i])}
+
+    calendar = inputs.scenario.calendar
+    return Expectations(
+        network=inputs.network,
+        vehicles=vehicles,
+        units={i.id: ItemUnit(i.id, i.unit_kg, i.unit_m3) for i in inputs.items},
+        pps_goods={row["node_id"]: goods(row) for _, row in pps.iterrows()},
+        ppk_own={row["node_id"]: goods(row) for _, row in ppk.iterrows()},
+        pps_ppk={row["node_id"]: f"ppk:{row['kecamatan_code']}" for _, row in pps.iterrows()},
+        start=calendar.start_local,
+        ppk_deadline=calendar.ppk_deadline_local,
+        pps_deadline=calendar.pps_deadline_local,
+    )
+
+
+def search_settings(
+    inputs: ScenarioInputs, time_limit_s: float | None = None, deterministic: bool | None = None
+) -> SearchSettings:
+    """The scenario's solver settings; `time_limit_s` and `deterministic` override them when given."""
+    solver = inputs.scenario.solver
+    options = dict(solver.options)
+    if solver.solution_limit is not None:
+        options["solution_limit"] = solver.solution_limit
+    return SearchSettings(
+        time_limit_s=time_limit_s or solver.time_limit_s,
+        seed=solver.seed,
+        deterministic=solver.deterministic if deterministic is None else deterministic,
+        **options,
+    )
+
+
+def kabupaten_tasks(
+    inputs: ScenarioInputs, expect: Expectations, settings: SearchSettings
+) -> list[KabupatenTask]:
+    """One task per kabupaten. The time limit is per kabupaten on average: bigger ones get more of it."""
+    tasks = []
+    start = expect.start
+    nodes = [*expect.pps_goods, *expect.ppk_own]
+    size = {c: sum(1 for p in nodes if p.split(":")[1][:5] == c) for c in inputs.kabupaten}
+    mean_size = sum(size.values()) / max(len(size), 1)
+    for code in inputs.kabupaten:
+        share = min(2.5, max(0.3, size[code] / mean_size)) if mean_size else 1.0
+        fleet = [expect.vehicles[v.vehicle_id] for v in inputs.fleet.vehicles if v.kabupaten_code == code]
+        pps = {p: g for p, g in expect.pps_goods.items() if p.split(":")[1][:5] == code}
+        ppk_own = {p: g for p, g in expect.ppk_own.items() if p.split(":")[1][:5] == code}
+        members: dict[str, list[str]] = defaultdict(list)
+        for p in pps:
+            members[expect.pps_ppk[p]].append(p)
+        ppk_goods = {p: add_goods(own, *(pps[x] for x in members[p])) for p, own in ppk_own.items()}
+        tasks.append(
+            KabupatenTask(
+                kabupaten_code=code,
+                network=inputs.network,
+                vehicles=tuple(sorted(fleet, key=lambda v: v.vehicle_id)),
+                items=tuple(expect.units.values()),
+                ppk_goods=ppk_goods,
+                ppk_own=ppk_own,
+                pps_goods=pps,
+                pps_ppk={p: expect.pps_ppk[p] for p in pps},
+                start_minute_of_day=start.hour * 60 + start.minute,
+                ppk_deadline=expect.minute(expect.ppk_deadline),
+                pps_deadline=expect.minute(expect.pps_deadline),
+                settings=replace(settings, time_limit_s=settings.time_limit_s * share),
+            )
+        )
+    return tasks
+
+
+def run_tasks(
+    tasks: list[KabupatenTask], workers: int, progress: ProgressCallback | None = None
+) -> list[KabupatenResult]:
+    """Solve every kabupaten; in `workers` processes when more than one. Results come back in task order."""
+    notify = progress or (lambda code, state: None)
+    if workers <= 1 or len(tasks) <= 1:
+        results = []
+        for task in tasks:
+            notify(task.kabupaten_code, "started")
+            results.append(plan_kabupaten(task))
+            notify(task.kabupaten_code, "done")
+        return results
+    by_code: dict[str, KabupatenResult] = {}
+    # biggest kabupaten first, so the pool does not end on one long solve
+    ordered = sorted(tasks, key=lambda t: -len(t.pps_goods))
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=context) as pool:
+        futures = {pool.submit(plan_kabupaten, task): task.kabupaten_code for task in ordered}
+        for code in futures.values():
+            notify(code, "started")
+        for future in as_completed(futures):
+            result = future.result()
+            by_code[result.kabupaten_code] = result
+            notify(result.kabupaten_code, "done")
+    return [by_code[t.kabupaten_code] for t in tasks]
+
+
+def assemble_plan(
+    inputs: ScenarioInputs, expect: Expectations, results: Iterable[KabupatenResult], network_path: Path
+) -> Plan:
+    scenario = inputs.scenario
+    start = expect.start
+
+    def at(minute: int) -> datetime:
+        return start + timedelta(minutes=int(minute))
+
+    routes, unserved = [], []
+    for result in results:
+        for trip in result.trips:
+            stops = [
+                Stop(
+                    node_id=v.node_id,
+                    arrival=at(v.arrival),
+                    departure=at(v.departure),
+                    deliver=dict(v.deliver),
+                    load=dict(v.load),
+                )
+                for v in trip.visits
+            ]
+            routes.append(
+                Route(
+                    vehicle_id=trip.vehicle_id,
+                    vehicle_type=trip.type_id,
+                    kabupaten_code=result.kabupaten_code,
+                    base=trip.base,
+                    tier=trip.tier,
+                    trip=trip.trip,
+                    stops=stops,
+                    legs=list(trip.legs),
+                )
+            )
+        unserved += [
+            Unserved(
+                node_id=m.node_id, kabupaten_code=result.kabupaten_code, reason=m.reason, detail=m.detail
+            )
+            for m in result.unserved
+        ]
+    plan = Plan(
+        scenario=ScenarioRef(
+            name=scenario.name,
+            hash=file_hash(scenario.source) if scenario.source else "",
+            path=str(scenario.source) if scenario.source else None,
+        ),
+        network=str(network_path),
+        calendar=Calendar(
+            timezone=scenario.calendar.timezone,
+            start=expect.start,
+            ppk_deadline=expect.ppk_deadline,
+            pps_deadline=expect.pps_deadline,
+        ),
+        blocked_legs=sorted(scenario.blocked_legs),
+        routes=routes,
+        unserved=sorted(unserved, key=lambda u: u.node_id),
+    )
+    return plan.model_copy(update={"kpis": plan_kpis(plan, expect, inputs.kabupaten)})
+
+
+def plan_kpis(plan: Plan, expect: Expectations, kabupaten: Iterable[str]) -> dict:
+    """km and hours per mode, cost, vehicles used, completion time and slack per kabupaten."""
+    legs = expect.network.legs
+    per_kab: dict[str, dict] = {}
+    for code in kabupaten:
+        per_kab[code] = {
+            "vehicles_used": 0,
+            "trips": 0,
+            "km_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
+            "hours_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
+            "cost_idr": 0.0,
+            "ppk_completion": None,
+            "pps_completion": None,
+            "slack_hours_ppk": None,
+            "slack_hours_pps": None,
+            "unserved": 0,
+        }
+    used_days: dict[tuple[str, str], set] = defaultdict(set)
+    for route in plan.routes:
+        k = per_kab[route.kabupaten_code]
+        kind = expect.vehicles[route.vehicle_id].kind
+        k["trips"] += 1
+        for leg_id in route.legs:
+            leg = legs.loc[leg_id]
+            speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+            k["km_by_mode"][leg["mode"]] += float(leg["length_km"])
+            k["hours_by_mode"][leg["mode"]] += float(leg["length_km"]) / speed if speed else 0.0
+            k["cost_idr"] += float(leg["length_km"]) * kind.cost_per_km
+        first, last = route.stops[0].arrival, route.stops[-1].arrival
+        day = first.date()
+        while day <= last.date():
+            used_days[(route.kabupaten_code, route.vehicle_id)].add(day)
+            day += timedelta(days=1)
+        for stop in route.stops:
+            if not stop.deliver:
+                continue
+            tier_key, deadline = (
+                ("ppk", expect.ppk_deadline)
+                if stop.node_id.startswith("ppk:")
+                else ("pps", expect.pps_deadline)
+            )
+            if stop.node_id.startswith(("ppk:", "pps:")):
+                done = k[f"{tier_key}_completion"]
+                k[f"{tier_key}_completion"] = max(done, stop.arrival) if done else stop.arrival
+                slack = (deadline - stop.arrival).total_seconds() / 3600
+                old = k[f"slack_hours_{tier_key}"]
+                k[f"slack_hours_{tier_key}"] = min(old, slack) if old is not None else slack
+    for (code, vehicle_id), days in used_days.items():
+        per_kab[code]["vehicles_used"] += 1
+        per_kab[code]["cost_idr"] += len(days) * expect.vehicles[vehicle_id].kind.cost_per_day
+    for u in plan.unserved:
+        per_kab[u.kabupaten_code]["unserved"] += 1
+    for k in per_kab.values():
+        for key in ("ppk_completion", "pps_completion"):
+            k[key] = k[key].isoformat() if k[key] else None
+        for key in ("slack_hours_ppk", "slack_hours_pps"):
+            k[key] = round(k[key], 2) if k[key] is not None else None
+        k["km_by_mode"] = {m: round(v, 1) for m, v in k["km_by_mode"].items()}
+        k["hours_by_mode"] = {m: round(v, 1) for m, v in k["hours_by_mode"].items()}
+        k["cost_idr"] = round(k["cost_idr"])
+    totals = {
+        "vehicles_used": sum(k["vehicles_used"] for k in per_kab.values()),
+        "trips": sum(k["trips"] for k in per_kab.values()),
+        "km_by_mode": {
+            m: round(sum(k["km_by_mode"][m] for k in per_kab.values()), 1)
+            for m in ("road", "river", "sea", "access")
+        },
+        "hours_by_mode": {
+            m: round(sum(k["hours_by_mode"][m] for k in per_kab.values()), 1)
+            for m in ("road", "river", "sea", "access")
+        },
+        "cost_idr": sum(k["cost_idr"] for k in per_kab.values()),
+        "unserved": len(plan.unserved),
+        "pps_completion": max(
+            (k["pps_completion"] for k in per_kab.values() if k["pps_completion"]), default=None
+        ),
+    }
+    return {"total": totals, "kabupaten": per_kab}
+
+
+def node_info(inputs: ScenarioInputs) -> pd.DataFrame:
+    """TPS and DPT per PPS and PPK node, for popups and manifests."""
+    columns = ["node_id", "tps", "dpt"]
+    return pd.concat([inputs.demand.pps[columns], inputs.demand.ppk[columns]], ignore_index=True)
+
+
+def write_outputs(plan: Plan, inputs: ScenarioInputs, out_dir: str | Path) -> list[Path]:
+    """plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the map."""
+    out_dir = Path(out_dir)
+    unserved = pd.DataFrame(
+        [u.model_dump() for u in plan.unserved], columns=["node_id", "kabupaten_code", "reason", "detail"]
+    )
+    written = [
+        write_plan(plan, out_dir / "plan.json"),
+        write_csv(stops_frame(plan), out_dir / "stops.csv"),
+        write_csv(legs_frame(plan), out_dir / "legs.csv"),
+        write_csv(unserved, out_dir / "unserved.csv"),
+    ]
+    info = node_info(inputs)
+    written += write_reports(plan, inputs.network, inputs.items, info, out_dir)
+    boundaries = load_boundaries(inputs.network.source)
+    for audience in ("kpu", "lanal"):
+        written.append(
+            write_map(
+                plan,
+                inputs.network,
+                info,
+                audience,
+                out_dir / f"map-{audience}.html",
+                items=inputs.items,
+                boundaries=boundaries,
+            )
+        )
+    return written

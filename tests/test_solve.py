@@ -1,0 +1,111 @@
+"""The distribution planner end to end on a real kabupaten (issue 4)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from planner.plan import read_plan, to_json
+from planner.validate import validate_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+MAHULU = ROOT / "scenarios" / "mahulu-river.yaml"
+
+
+def test_mahakam_ulu_plan_is_valid_and_uses_boats_over_the_riam(solve_mahulu):
+    plan, expect = solve_mahulu
+    assert validate_plan(plan, expect) == []
+    types = {r.vehicle_type for r in plan.routes}
+    assert "truck" in types and types & {"speedboat", "longboat"}
+    legs = expect.network.legs
+    boat_legs = [leg for r in plan.routes if r.vehicle_type in ("speedboat", "longboat") for leg in r.legs]
+    assert any(legs.loc[leg, "rapids"] for leg in boat_legs), (
+        "Long Apari and Long Pahangai lie above the riam"
+    )
+    # goods for the river-only kecamatan change mode at a port: a truck drops them, a boat takes them on
+    drops = {s.node_id for r in plan.routes if r.vehicle_type == "truck" for s in r.stops if s.deliver}
+    boat_bases = {r.base for r in plan.routes if r.tier == 1 and r.vehicle_type != "truck"}
+    assert boat_bases and boat_bases <= drops
+
+
+def test_every_desa_is_served_or_named_with_a_reason(solve_mahulu):
+    plan, expect = solve_mahulu
+    delivered = {s.node_id for r in plan.routes for s in r.stops if s.deliver}
+    unserved = {u.node_id: u.reason for u in plan.unserved}
+    for pps in expect.pps_goods:
+        assert (pps in delivered) or (pps in unserved)
+    assert set(unserved.values()) <= {"unreachable", "no_vehicle", "too_late", "capacity"}
+    assert len(unserved) <= 10, unserved
+
+
+def test_deterministic_mode_gives_an_identical_plan(solve_mahulu, solve_scenario):
+    again, _ = solve_scenario(MAHULU)
+    assert to_json(again) == to_json(solve_mahulu[0])
+
+
+def test_a_cut_off_desa_is_unserved_as_unreachable_not_a_crash(tmp_path, solve_mahulu, solve_scenario):
+    _, expect = solve_mahulu
+    legs = expect.network.legs
+    trib = legs[legs["origin"] == "tributary"]
+    jetty = next(n for n in trib["from_node"] if n.startswith("jetty:64.11.04"))
+    cut = sorted(trib.index[(trib["from_node"] == jetty) | (trib["to_node"] == jetty)])
+    desa = expect.network.nodes.loc[jetty, "host"]
+    scenario = tmp_path / "cut.yaml"
+    text = MAHULU.read_text(encoding="utf-8").replace("blocked_legs: []", f"blocked_legs: {json.dumps(cut)}")
+    text = text.replace("../networks", str(ROOT / "networks")).replace(
+        "common/", str(ROOT / "scenarios/common") + "/"
+    )
+    scenario.write_text(text, encoding="utf-8")
+    plan, cut_expect = solve_scenario(scenario)
+    reasons = {u.node_id: u.reason for u in plan.unserved}
+    assert reasons.get(desa) == "unreachable"
+    assert sorted(plan.blocked_legs) == cut
+    assert validate_plan(plan, cut_expect) == []
+
+
+def test_solve_and_validate_commands_write_a_plan_that_validates(tmp_path):
+    out = tmp_path / "out"
+    run = [sys.executable, "-m", "planner.cli"]
+    solved = subprocess.run(
+        [
+            *run,
+            "solve",
+            str(MAHULU),
+            "--out",
+            str(out),
+            "--time-limit",
+            "2",
+            "--deterministic",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert solved.returncode == 0, solved.stdout + solved.stderr
+    assert "64.11" in solved.stdout
+    for name in ("plan.json", "stops.csv", "legs.csv", "unserved.csv"):
+        assert (out / name).is_file()
+    plan = read_plan(out / "plan.json")
+    assert plan.routes and plan.kpis["total"]["vehicles_used"] > 0
+    checked = subprocess.run(
+        [*run, "validate", str(out / "plan.json"), str(MAHULU)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "is valid" in checked.stdout
+
+
+def test_solve_rejects_a_bad_scenario_with_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nnetwork: nowhere\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "planner.cli", "solve", str(bad), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "bad.yaml" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()
