@@ -51,6 +51,40 @@ class Shipment:
 
 
 @dataclass(frozen=True)
+class HubStock:
+    """Goods for `destination` already at (or on their way to) port `hub`, there from minute `ready`."""
+
+    tier: int
+    hub: str
+    destination: str
+    items: Mapping[str, int]
+    ready: int
+
+
+@dataclass(frozen=True)
+class DispatchState:
+    """Where a re-plan starts. The default is a plan from scratch.
+
+    Goods still to move are the task's ppk_goods / pps_goods (at their origin) and `hub_stock`. Nothing leaves
+    before `not_before`, a base before `base_release` (goods brought back there), a vehicle before
+    `vehicle_free`; trip numbers go on after `trips_done`. PPKs in `ppk_ready` already have all their goods.
+    `warm_routes` are the previous plan's destinations per (vehicle id, tier), one tuple per trip, in order:
+    the search starts from them.
+    """
+
+    not_before: int = 0
+    vehicle_free: Mapping[str, int] = field(default_factory=dict)
+    trips_done: Mapping[str, int] = field(default_factory=dict)
+    ppk_ready: Mapping[str, int] = field(default_factory=dict)
+    base_release: Mapping[str, int] = field(default_factory=dict)
+    hub_stock: tuple[HubStock, ...] = ()
+    warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+    def release(self, base: str, minute: int = 0) -> int:
+        return max(minute, self.not_before, self.base_release.get(base, 0))
+
+
+@dataclass(frozen=True)
 class KabupatenTask:
     kabupaten_code: str
     network: Network
@@ -64,6 +98,7 @@ class KabupatenTask:
     ppk_deadline: int
     pps_deadline: int
     settings: SearchSettings
+    state: DispatchState = DispatchState()
 
 
 @dataclass(frozen=True)
@@ -293,7 +328,8 @@ def _solve_layer(
         dimensions=("g", "cm3"),
         name=f"{task.kabupaten_code} {layer.name}",
     )
-    solution = solve(problem, replace(task.settings, time_limit_s=time_limit))
+    warm = _warm_routes(layer, task.state, trip_owner, stops)
+    solution = solve(problem, replace(task.settings, time_limit_s=time_limit), warm)
 
     trips: list[Trip] = []
     arrivals: dict[int, int] = {}
@@ -336,7 +372,13 @@ def _solve_layer(
     for s_index, count in expected.items():
         if served_loads[s_index] < count:
             missed[s_index] = _why_dropped(
-                layer, s_index, candidates[s_index], paths, served_loads[s_index], count
+                layer,
+                s_index,
+                candidates[s_index],
+                paths,
+                served_loads[s_index],
+                count,
+                task.start_minute_of_day,
             )
             arrivals.pop(s_index, None)
     stats = {
@@ -350,6 +392,26 @@ def _solve_layer(
     return _LayerOutcome(trips, arrivals, missed, stats)
 
 
+def _warm_routes(
+    layer: _Layer, state: DispatchState, trip_owner: Sequence[tuple[VehicleSpec, int]], stops: Sequence[Stop]
+) -> list[list[int]] | None:
+    """The previous plan's trips as stop indices per vehicle row (each destination's loads used once)."""
+    if not state.warm_routes:
+        return None
+    unused: dict[str, list[int]] = defaultdict(list)
+    for index, stop in enumerate(stops):
+        unused[stop.name].append(index)
+    routes: list[list[int]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for spec, _ in trip_owner:
+        previous = state.warm_routes.get((spec.vehicle_id, layer.tier), ())
+        k = seen[spec.vehicle_id]
+        seen[spec.vehicle_id] += 1
+        destinations = previous[k] if k < len(previous) else ()
+        routes.append([unused[d].pop(0) for d in destinations if unused[d]])
+    return routes if any(routes) else None
+
+
 def _why_dropped(
     layer: _Layer,
     s_index: int,
@@ -357,12 +419,16 @@ def _why_dropped(
     paths: Mapping[str, PathMatrix],
     served: int,
     loads: int,
+    day_start: int,
 ) -> Missed:
     shipment = layer.shipments[s_index]
     earliest = min(
-        max(layer.release.get(v.base, 0), layer.available.get(v.vehicle_id, 0))
-        + v.kind.load_min
-        + math.ceil(paths[v.type_id].hours_between(v.base, shipment.destination) * 60)
+        add_working_minutes(
+            max(layer.release.get(v.base, 0), layer.available.get(v.vehicle_id, 0)),
+            v.kind.load_min + math.ceil(paths[v.type_id].hours_between(v.base, shipment.destination) * 60),
+            v.kind.operating_hours,
+            day_start,
+        )
         for v in able
     )
     part = f" ({served} of {loads} loads delivered)" if served else ""
@@ -447,7 +513,8 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
     ppks = sorted(task.ppk_goods)
     hubs = sorted({v.base for v in task.vehicles if v.base.startswith(("port:", "jetty:", "seaport:"))})
     bases = sorted({v.base for v in task.vehicles})
-    sources = sorted({wh, *ppks, *task.pps_goods, *hubs, *bases})
+    stock_destinations = {s.destination for s in task.state.hub_stock}
+    sources = sorted({wh, *ppks, *task.pps_goods, *hubs, *bases, *stock_destinations})
     paths = {
         type_id: shortest_paths(network, kind.speeds, sources=sources)
         for type_id, kind in sorted({v.type_id: v.kind for v in task.vehicles}.items())
@@ -458,8 +525,9 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
     trips: list[Trip] = []
     unserved: list[Missed] = []
     layers_stats: list[dict] = []
-    available: dict[str, int] = {}
-    trips_used: dict[str, int] = {}
+    state = task.state
+    available: dict[str, int] = dict(state.vehicle_free)
+    trips_used: dict[str, int] = dict(state.trips_done)
 
     def run(
         name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
@@ -503,6 +571,7 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
         origin_fleet = [
             v for v in task.vehicles if tier in v.kind.tiers and v.base in set(origin_of.values())
         ]
+        release = {base: state.release(base, minute) for base, minute in release.items()}
         drops = []
         for (origin, hub), dests in sorted(via_hub.items()):
             latest = _latest_drop(task, hub, dests, deadline, tier, paths, origin_fleet)
@@ -540,6 +609,12 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
                 arrival[shipment.destination] = first.arrivals[s_index]
         hub_release: dict[str, int] = {}
         onward = []
+        for stock in state.hub_stock:
+            if stock.tier == tier:
+                hub_release[stock.hub] = state.release(
+                    stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
+                )
+                onward.append(Shipment(stock.destination, stock.hub, tier, stock.items, deadline))
         for s_index, shipment in enumerate(shipments):
             if shipment.final and s_index not in first.missed:
                 hub_release[shipment.destination] = max(
@@ -555,11 +630,13 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
                 if s_index in second.missed:
                     unserved.append(second.missed[s_index])
                 else:
-                    arrival[shipment.destination] = second.arrivals[s_index]
+                    done = second.arrivals[s_index]
+                    arrival[shipment.destination] = max(arrival.get(shipment.destination, done), done)
         return arrival
 
-    ppk_arrival = two_step(1, dict.fromkeys(ppks, wh), task.ppk_goods, task.ppk_deadline, {wh: 0})
-    supplied = {p for p in ppks if p in ppk_arrival}
+    ppk_arrival = dict(state.ppk_ready)
+    ppk_arrival.update(two_step(1, dict.fromkeys(ppks, wh), task.ppk_goods, task.ppk_deadline, {wh: 0}))
+    supplied = set(ppk_arrival)
     pps_goods = {}
     for pps, goods in task.pps_goods.items():
         ppk = task.pps_ppk[pps]

@@ -19,7 +19,7 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -100,6 +100,7 @@ BOUNDARY_STYLES: dict[str, dict[str, Any]] = {
     "kecamatan": {"color": "#999999", "weight": 0.8, "fill": False, "dashArray": "3 3"},
 }
 ROUTE_STYLE = {"weight": 4, "opacity": 0.9}
+CHANGED_ROUTE_STYLE = {"color": "#ff7f00", "weight": 11, "opacity": 0.45}
 
 
 # ---------------------------------------------------------------- boundaries
@@ -395,8 +396,10 @@ def build_map_content(
     *,
     items: Any = None,
     boundaries: Boundaries | None = None,
+    changed: Collection[tuple[str, int]] = (),
 ) -> MapContent:
-    """Everything the page draws, as plain data (no HTML yet)."""
+    """Everything the page draws, as plain data (no HTML yet). `changed`: (vehicle id, trip) of routes a
+    re-plan changed, drawn under a wide orange band."""
     if audience not in AUDIENCES:
         raise InputError(f"unknown audience {audience!r}: choose one of {', '.join(AUDIENCES)}")
     check_plan_references(plan, network)
@@ -409,9 +412,22 @@ def build_map_content(
     item_names = {item.id: item.name for item in item_infos(items, plan)}
 
     route_layers = _route_layers(routes, legs, node_names)
+    changed_routes = [r for r in routes if (r.vehicle_id, r.trip) in set(changed)]
+    changed_layer = MapLayer(
+        "Changed by the re-plan",
+        "line",
+        [
+            f
+            for r in changed_routes
+            if (f := _route_feature(r, legs, node_names, CHANGED_ROUTE_STYLE["color"])) is not None
+        ],
+        CHANGED_ROUTE_STYLE,
+        swatch=CHANGED_ROUTE_STYLE["color"],
+    )
     layers = [
         *_boundary_layers(boundaries, lanal),
         *_leg_layers(legs, blocked_ids, node_names, lanal),
+        *([changed_layer] if changed_routes else []),
         *route_layers,
         *_point_layers(nodes, node_info_table(node_info), _stop_visits(routes), item_names, unserved, lanal),
     ]
@@ -843,7 +859,10 @@ def write_map(
     *,
     items: Sequence[ItemInfo] | Any = None,
     boundaries: Boundaries | None = None,
+    changed: Collection[tuple[str, int]] = (),
 ) -> Path:
     """Write the route map of `plan` for `audience` ('kpu' or 'lanal') as one offline HTML file."""
-    content = build_map_content(plan, network, node_info, audience, items=items, boundaries=boundaries)
+    content = build_map_content(
+        plan, network, node_info, audience, items=items, boundaries=boundaries, changed=changed
+    )
     return write_text(out_path, render_map_html(content))

@@ -58,6 +58,10 @@ class Route(_Model):
     trip: int = Field(default=1, ge=1)
     stops: list[Stop]
     legs: list[str] = Field(description="leg ids travelled in order, from base back to base")
+    stranded_at: str | None = Field(
+        default=None,
+        description="set by a re-plan when no open leg leads the vehicle home: the trip ends at this node",
+    )
 
 
 class Unserved(_Model):
@@ -65,6 +69,15 @@ class Unserved(_Model):
     kabupaten_code: str
     reason: UnservedReason
     detail: str = ""
+
+
+class Replan(_Model):
+    based_on: str = Field(description="path of the plan this one re-plans")
+    based_on_hash: str = Field(description="sha256 of that plan's content")
+    at: datetime = Field(description="the moment of the change: stops and legs before it are as driven")
+    blocked: list[str] = Field(default_factory=list, description="legs blocked at `at`")
+    unblocked: list[str] = Field(default_factory=list, description="legs opened again at `at`")
+    replanned_kabupaten: list[str] = Field(default_factory=list)
 
 
 class Plan(_Model):
@@ -77,10 +90,15 @@ class Plan(_Model):
     routes: list[Route] = Field(default_factory=list)
     unserved: list[Unserved] = Field(default_factory=list)
     kpis: dict = Field(default_factory=dict)
+    replan: Replan | None = Field(default=None, description="set when this plan re-plans another one")
 
 
 def file_hash(path: str | Path) -> str:
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def content_hash(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def to_json(plan: Plan) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, add_goods, plan_kabupaten
+from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
 from planner.maps import load_boundaries, write_map
 from planner.operations import VehicleKind, VehicleSpec
 from planner.plan import (
@@ -163,40 +163,41 @@ def run_tasks(
     return [by_code[t.kabupaten_code] for t in tasks]
 
 
-def assemble_plan(
-    inputs: ScenarioInputs, expect: Expectations, results: Iterable[KabupatenResult], network_path: Path
-) -> Plan:
-    scenario = inputs.scenario
-    start = expect.start
+def trip_route(trip: Trip, kabupaten_code: str, start: datetime) -> Route:
+    """A dispatched trip (minutes after the plan start) as a plan route (local datetimes)."""
 
     def at(minute: int) -> datetime:
         return start + timedelta(minutes=int(minute))
 
+    stops = [
+        Stop(
+            node_id=v.node_id,
+            arrival=at(v.arrival),
+            departure=at(v.departure),
+            deliver=dict(v.deliver),
+            load=dict(v.load),
+        )
+        for v in trip.visits
+    ]
+    return Route(
+        vehicle_id=trip.vehicle_id,
+        vehicle_type=trip.type_id,
+        kabupaten_code=kabupaten_code,
+        base=trip.base,
+        tier=trip.tier,
+        trip=trip.trip,
+        stops=stops,
+        legs=list(trip.legs),
+    )
+
+
+def assemble_plan(
+    inputs: ScenarioInputs, expect: Expectations, results: Iterable[KabupatenResult], network_path: Path
+) -> Plan:
+    scenario = inputs.scenario
     routes, unserved = [], []
     for result in results:
-        for trip in result.trips:
-            stops = [
-                Stop(
-                    node_id=v.node_id,
-                    arrival=at(v.arrival),
-                    departure=at(v.departure),
-                    deliver=dict(v.deliver),
-                    load=dict(v.load),
-                )
-                for v in trip.visits
-            ]
-            routes.append(
-                Route(
-                    vehicle_id=trip.vehicle_id,
-                    vehicle_type=trip.type_id,
-                    kabupaten_code=result.kabupaten_code,
-                    base=trip.base,
-                    tier=trip.tier,
-                    trip=trip.trip,
-                    stops=stops,
-                    legs=list(trip.legs),
-                )
-            )
+        routes += [trip_route(trip, result.kabupaten_code, expect.start) for trip in result.trips]
         unserved += [
             Unserved(
                 node_id=m.node_id, kabupaten_code=result.kabupaten_code, reason=m.reason, detail=m.detail
@@ -309,7 +310,9 @@ def node_info(inputs: ScenarioInputs) -> pd.DataFrame:
     return pd.concat([inputs.demand.pps[columns], inputs.demand.ppk[columns]], ignore_index=True)
 
 
-def write_outputs(plan: Plan, inputs: ScenarioInputs, out_dir: str | Path) -> list[Path]:
+def write_outputs(
+    plan: Plan, inputs: ScenarioInputs, out_dir: str | Path, changed: Collection[tuple[str, int]] = ()
+) -> list[Path]:
     """plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the map."""
     out_dir = Path(out_dir)
     unserved = pd.DataFrame(
@@ -334,6 +337,7 @@ def write_outputs(plan: Plan, inputs: ScenarioInputs, out_dir: str | Path) -> li
                 out_dir / f"map-{audience}.html",
                 items=inputs.items,
                 boundaries=boundaries,
+                changed=changed,
             )
         )
     return written

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from planner.dispatch import ItemUnit, add_goods, goods_weight
 from planner.network import Network
@@ -42,13 +42,21 @@ class Expectations:
     def minute(self, when: datetime) -> int:
         return round((when - self.start).total_seconds() / 60)
 
+    def at(self, minute: int) -> datetime:
+        return self.start + timedelta(minutes=int(minute))
+
 
 def validate_plan(plan: Plan, expect: Expectations) -> list[str]:
     """All violations of the plan, as sentences that name the vehicle, stop, leg or node; [] if valid."""
-    network = expect.network.blocked(plan.blocked_legs) if plan.blocked_legs else expect.network
+    network = expect.network
+    if plan.replan and plan.replan.unblocked:
+        network = network.unblocked(plan.replan.unblocked)
+    if plan.blocked_legs:
+        network = network.blocked(plan.blocked_legs)
+    frozen_before = expect.minute(plan.replan.at) if plan.replan else None
     problems: list[str] = []
     for route in plan.routes:
-        problems += _check_route(route, network, expect)
+        problems += _check_route(route, network, expect, frozen_before)
     problems += _check_trips_do_not_overlap(plan)
     problems += _check_balances(plan, expect)
     return problems
@@ -58,7 +66,9 @@ def _label(route: Route) -> str:
     return f"{route.vehicle_id} trip {route.trip}"
 
 
-def _check_route(route: Route, network: Network, expect: Expectations) -> list[str]:
+def _check_route(
+    route: Route, network: Network, expect: Expectations, frozen_before: int | None = None
+) -> list[str]:
     label = _label(route)
     spec = expect.vehicles.get(route.vehicle_id)
     if spec is None:
@@ -68,17 +78,23 @@ def _check_route(route: Route, network: Network, expect: Expectations) -> list[s
         out.append(f"{label}: vehicle type {route.vehicle_type} but the fleet says {spec.type_id}")
     if spec.base != route.base:
         out.append(f"{label}: base {route.base} but the vehicle is based at {spec.base}")
-    if len(route.stops) < 2 or route.stops[0].node_id != route.base or route.stops[-1].node_id != route.base:
-        out.append(f"{label}: must start and end at its base {route.base}")
+    end = route.stranded_at or route.base
+    if len(route.stops) < 2 or route.stops[0].node_id != route.base or route.stops[-1].node_id != end:
+        out.append(f"{label}: must start at its base {route.base} and end at {end}")
         return out
-    out += _check_path(route, network, spec, expect)
+    out += _check_path(route, network, spec, expect, frozen_before)
     out += _check_loads(route, spec, expect)
     return out
 
 
-def _check_path(route: Route, network: Network, spec: VehicleSpec, expect: Expectations) -> list[str]:
-    """Walk the legs; the stops must come in order along the walk, and the times must allow the travel."""
+def _check_path(
+    route: Route, network: Network, spec: VehicleSpec, expect: Expectations, frozen_before: int | None = None
+) -> list[str]:
+    """Walk the legs; the stops must come in order along the walk, and the times must allow the travel.
+
+    In a re-plan, a leg the vehicle started on before the change (`frozen_before`) may be blocked now."""
     label, kind, legs = _label(route), spec.kind, network.legs
+    hours, day = kind.operating_hours, expect.start_minute_of_day
     out: list[str] = []
     position = route.base
     next_stop = 1
@@ -89,7 +105,10 @@ def _check_path(route: Route, network: Network, spec: VehicleSpec, expect: Expec
             return out
         leg = legs.loc[leg_id]
         if leg["status"] != "open":
-            out.append(f"{label}: leg {leg_id} is blocked")
+            departed = expect.minute(route.stops[next_stop - 1].departure)
+            started = add_working_minutes(departed, int(travel[next_stop]), hours, day)
+            if frozen_before is None or started >= frozen_before:
+                out.append(f"{label}: leg {leg_id} is blocked")
         if leg["mode"] not in kind.modes:
             out.append(f"{label}: leg {leg_id} is {leg['mode']}, not allowed for a {kind.type_id}")
         if leg["from_node"] == position:
@@ -104,7 +123,7 @@ def _check_path(route: Route, network: Network, spec: VehicleSpec, expect: Expec
             travel[next_stop] += leg["length_km"] / speed * 60
         while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:
             next_stop += 1
-    if next_stop != len(route.stops) - 1 or position != route.base:
+    if next_stop != len(route.stops) - 1 or position != (route.stranded_at or route.base):
         missing = route.stops[next_stop].node_id
         out.append(f"{label}: the legs do not pass its stops in order (first missed: {missing})")
         return out

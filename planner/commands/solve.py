@@ -142,7 +142,8 @@ def validate(
     served = sum(1 for r in plan.routes for s in r.stops if s.deliver)
     console.print(
         f"{escape(str(plan_file))} is valid: {len(plan.routes)} trips, {served} deliveries, "
-        f"{len(plan.unserved)} unserved (each with its reason)."
+        f"{len(plan.unserved)} unserved (each with its reason).",
+        soft_wrap=True,
     )
 
 

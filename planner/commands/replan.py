@@ -1,0 +1,162 @@
+"""`planner replan`: a new plan from a moment on, after legs are blocked or opened again."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from planner.commands.solve import _kabupaten_names, summary_table
+from planner.errors import InputError
+from planner.fileio import write_json
+from planner.plan import read_plan
+from planner.replan import Change, apply_change, changed_trips, check_change, plan_diff, replan
+from planner.scenario import load_inputs, load_scenario
+from planner.solve import expectations, search_settings, write_outputs
+from planner.validate import validate_plan
+
+TOP_ROWS = 25
+
+
+def _moment(text: str, timezone) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"--at {text!r} is not a date and time; write it like 2024-11-24T10:00+08:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+
+
+def diff_table(diff: dict) -> Table:
+    table = Table(title="What the re-plan changed")
+    for column in ("node", "name", "before", "after", "vehicles before", "vehicles after", "shift min"):
+        table.add_column(column)
+    for row in diff["changed_stops"][:TOP_ROWS]:
+        table.add_row(
+            escape(row["node_id"]),
+            escape(row["name"]),
+            row["old_arrival"][5:16].replace("T", " ") if row["old_arrival"] else "not served",
+            row["new_arrival"][5:16].replace("T", " ") if row["new_arrival"] else "not served",
+            escape(", ".join(row["old_vehicles"])),
+            escape(", ".join(row["new_vehicles"])),
+            str(row["shift_min"]) if row["shift_min"] is not None else "-",
+        )
+    more = len(diff["changed_stops"]) - TOP_ROWS
+    if more > 0:
+        table.caption = f"{more} more in diff.json"
+    return table
+
+
+def replan_command(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json to re-plan")],
+    block: Annotated[
+        list[str] | None, typer.Option("--block", help="leg id to block (repeat for more)")
+    ] = None,
+    unblock: Annotated[
+        list[str] | None, typer.Option("--unblock", help="leg id to open again (repeat for more)")
+    ] = None,
+    at: Annotated[
+        str, typer.Option("--at", help="when the change happens, e.g. 2024-11-24T10:00+08:00")
+    ] = "",
+    out: Annotated[Path, typer.Option("--out", help="folder for the new plan, diff.json and maps")] = Path(
+        "out/replan"
+    ),
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="the plan's scenario file, if it has moved")
+    ] = None,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="seconds per kabupaten (default: the scenario's)")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="parallel processes (default: the scenario's)")] = None,
+    deterministic: Annotated[
+        bool,
+        typer.Option("--deterministic", help="solution limits instead of the clock: same input, same plan"),
+    ] = False,
+) -> None:
+    """Keep everything before --at, re-route the vehicles under way and plan the rest around the blocked legs."""
+    console = Console()
+    started = time.perf_counter()
+    if not block and not unblock:
+        raise InputError("nothing to re-plan: give at least one --block or --unblock leg id")
+    if not at:
+        raise InputError("give the moment of the change with --at, e.g. --at 2024-11-24T10:00+08:00")
+    plan = read_plan(plan_file)
+    scenario_file = scenario or Path(plan.scenario.path or "")
+    if not scenario_file.is_file():
+        raise InputError(
+            f"the plan's scenario file {scenario_file} is not found: give it with --scenario",
+            source=plan_file,
+        )
+    checked = load_scenario(scenario_file)
+    inputs = load_inputs(checked)
+    change = Change(tuple(block or ()), tuple(unblock or ()), _moment(at, plan.calendar.start.tzinfo))
+    check_change(plan, inputs.network, change)
+    inputs = apply_change(inputs, plan, change)
+    expect = expectations(inputs)
+    settings = search_settings(inputs, time_limit, True if deterministic else None)
+    with console.status("Re-planning the kabupaten the change touches..."):
+        result = replan(
+            plan,
+            inputs,
+            expect,
+            change,
+            settings,
+            workers or checked.solver.workers,
+            based_on=str(plan_file),
+        )
+    new = result.plan
+    names = inputs.network.nodes["name"].astype(str).to_dict()
+    diff = plan_diff(plan, new, names)
+    problems = validate_plan(new, expect)
+    written = write_outputs(new, inputs, out, changed=changed_trips(plan, new))
+    written.append(write_json(out / "diff.json", diff))
+    console.print(summary_table(new, _kabupaten_names(inputs)))
+    console.print(diff_table(diff))
+    km = ", ".join(f"{mode} {value:+,.1f}" for mode, value in diff["km_added_by_mode"].items() if value)
+    console.print(f"km added per mode: {km or 'none'}", highlight=False)
+    for row in diff["newly_unserved"]:
+        console.print(
+            f"  [bold red]now unserved[/] {escape(row['node_id'])} {escape(row['name'])}: "
+            f"{row['reason']} ({escape(row['detail'])})",
+            highlight=False,
+        )
+    for node in diff["served_again"]:
+        console.print(
+            f"  [green]served again[/] {escape(node)} {escape(names.get(node, ''))}", highlight=False
+        )
+    for row in diff["stranded"]:
+        console.print(
+            f"  [bold red]stranded[/] {escape(row['vehicle_id'])} trip {row['trip']} at {escape(row['at'])}: "
+            f"no open leg leads back to {escape(row['base'])}",
+            highlight=False,
+        )
+    for cont in result.continued:
+        if cont.skipped and not cont.stranded:
+            console.print(
+                f"  {escape(cont.route.vehicle_id)} trip {cont.route.trip} takes back the goods for "
+                f"{escape(', '.join(s.node_id for s in cont.skipped))}",
+                highlight=False,
+            )
+    rerouted = sum(1 for c in result.continued if c.rerouted)
+    console.print(
+        f"{rerouted} trip(s) under way re-routed; kabupaten planned again: "
+        f"{', '.join(result.replanned) or 'none'}. Wrote {len(written)} files to [bold]{escape(str(out))}[/] "
+        f"in {time.perf_counter() - started:.0f} s.",
+        highlight=False,
+    )
+    if problems:
+        console.print(f"[bold red]The new plan fails validation ({len(problems)} problems):[/]")
+        for p in problems[:50]:
+            console.print(f"  {escape(p)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replan")(replan_command)

@@ -1,0 +1,571 @@
+"""Re-plan a plan under way when legs are blocked (or opened again) at a given moment.
+
+Everything before `at` is fixed. A trip back at base by then stays as it is. A trip under way keeps the stops
+it reached, finishes its current leg to the next node, and from there drives to its remaining stops in the same
+order over the open network, then home; a stop it can no longer reach, or no longer reach in time, is skipped
+and its goods go back to base (the trip's load then counts only what it delivered). Trips that have not left
+are dropped in a kabupaten the change touches and their goods are planned again by the dispatcher, starting
+from the state at `at`: goods at the warehouse, at PPKs and at ports, vehicles busy until their trip ends, the
+previous routes as the warm start. Kabupaten the change does not touch keep their plan.
+
+The new plan records the re-plan (`replan`: based on, at, blocked, unblocked) so the validator accepts a
+frozen leg travelled before the block. `plan_diff` lists what changed for the officer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import numpy as np
+
+from planner.dispatch import (
+    DispatchState,
+    HubStock,
+    KabupatenResult,
+    KabupatenTask,
+    Missed,
+    add_goods,
+)
+from planner.errors import InputError
+from planner.network import Network
+from planner.operations import VehicleSpec, add_working_minutes
+from planner.paths import shortest_paths
+from planner.plan import Plan, Replan, Route, Stop, Unserved, content_hash, to_json
+from planner.scenario import ScenarioInputs
+from planner.search import SearchSettings
+from planner.solve import kabupaten_tasks, plan_kpis, run_tasks, trip_route
+from planner.validate import Expectations
+
+HUB_PREFIXES = ("port:", "jetty:", "seaport:")
+
+
+@dataclass(frozen=True)
+class Change:
+    """The request: legs to block and to open again, from minute `at` of the plan."""
+
+    block: tuple[str, ...]
+    unblock: tuple[str, ...]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """A trip under way at `at`, re-routed from its next node; `returned` goes back to base."""
+
+    route: Route
+    returned: dict[str, int]
+    skipped: tuple[Stop, ...]  # the stops it no longer makes, with the goods it brings back
+    rerouted: bool = True  # False: it goes on exactly as planned
+
+    @property
+    def stranded(self) -> bool:
+        """No open leg leads home: the vehicle, and the goods it could not deliver, stay where it is."""
+        return self.route.stranded_at is not None
+
+
+# ---------------------------------------------------------------- the change
+
+
+def check_change(plan: Plan, network: Network, change: Change) -> None:
+    """Unknown leg ids and a moment outside the plan are user mistakes (InputError, exit 2)."""
+    unknown = [leg for leg in (*change.block, *change.unblock) if leg not in network.legs.index]
+    problems = [f"{leg}: not a leg of the network {network.source or ''}".rstrip() for leg in unknown]
+    both = sorted(set(change.block) & set(change.unblock))
+    problems += [f"{leg}: both blocked and unblocked" for leg in both]
+    if change.at.tzinfo is None:
+        problems.append("--at: give the time with its offset, e.g. 2024-11-24T10:00+08:00")
+    elif change.at >= plan.calendar.pps_deadline:
+        problems.append(f"--at {change.at.isoformat()} is not before the PPS deadline")
+    if problems:
+        raise InputError("cannot re-plan", problems=problems)
+
+
+def blocked_after(plan: Plan, change: Change) -> list[str]:
+    return sorted((set(plan.blocked_legs) | set(change.block)) - set(change.unblock))
+
+
+def apply_change(inputs: ScenarioInputs, plan: Plan, change: Change) -> ScenarioInputs:
+    """The scenario inputs with the plan's blocked legs and the change applied to the network."""
+    network = inputs.network.unblocked(change.unblock).blocked(blocked_after(plan, change))
+    return replace(inputs, network=network)
+
+
+def _destinations(route: Route) -> set[str]:
+    return {s.node_id for s in route.stops if s.deliver}
+
+
+def split_routes(
+    routes: Sequence[Route], expect: Expectations, at: int
+) -> tuple[list[Route], list[Route], list[Continuation]]:
+    """(kept, dropped, continued) trips of one kabupaten at minute `at` on the changed network.
+
+    Kept: trips back before `at`, trips under way (re-routed where needed), and trips not yet started that
+    use no blocked leg and whose goods reach their base as planned. Dropped: the other trips not yet started;
+    their goods are planned again."""
+    network = expect.network
+    blocked = set(network.legs.index[network.legs["status"] != "open"])
+    kept: list[Route] = []
+    future: list[Route] = []
+    continued: list[Continuation] = []
+    moved: set[str] = set()  # nodes whose deliveries no longer come as planned
+    for route in routes:
+        if expect.minute(route.stops[-1].arrival) <= at:
+            kept.append(route)
+        elif expect.minute(route.stops[0].departure) >= at:
+            future.append(route)
+        else:
+            cont = continue_trip(route, expect.vehicles[route.vehicle_id], network, expect, at)
+            continued.append(cont)
+            kept.append(cont.route)
+            if cont.rerouted:
+                moved |= _destinations(route)
+    stranded = {c.route.vehicle_id for c in continued if c.stranded}
+    busy_until: dict[str, datetime] = {}
+    for route in kept:
+        busy_until[route.vehicle_id] = max(
+            busy_until.get(route.vehicle_id, route.stops[-1].arrival), route.stops[-1].arrival
+        )
+    dropped = [
+        r
+        for r in future
+        if blocked.intersection(r.legs)
+        or r.vehicle_id in stranded
+        or r.stops[0].arrival < busy_until.get(r.vehicle_id, r.stops[0].arrival)
+    ]
+    for route in dropped:
+        moved |= _destinations(route)
+    while True:  # a trip from a PPK or port whose goods now come differently is planned again too
+        more = [r for r in future if r.base in moved and r not in dropped]
+        if not more:
+            break
+        dropped += more
+        for route in more:
+            moved |= _destinations(route)
+    return kept + [r for r in future if r not in dropped], dropped, continued
+
+
+# ---------------------------------------------------------------- trips under way
+
+
+def segments(route: Route, network: Network) -> list[list[str]]:
+    """The legs between consecutive stops: segments[i] leads from stop i to stop i + 1."""
+    legs = network.legs
+    out: list[list[str]] = [[] for _ in route.stops[1:]]
+    position, next_stop = route.base, 1
+    for leg_id in route.legs:
+        leg = legs.loc[leg_id]
+        position = leg["to_node"] if leg["from_node"] == position else leg["from_node"]
+        out[next_stop - 1].append(leg_id)
+        while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:
+            next_stop += 1
+    return out
+
+
+def _leg_minutes(leg: Mapping, spec: VehicleSpec) -> float:
+    speed = spec.kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+    return float(leg["length_km"]) / speed * 60 if speed > 0 else 0.0
+
+
+def position_at(
+    route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
+) -> tuple[int, str, int, list[str]]:
+    """(index of the last stop reached, next node, minute there, legs from that stop to the node)."""
+    minute = expect.minute
+    reached = max(i for i, s in enumerate(route.stops[:-1]) if minute(s.arrival) <= at)
+    departure = minute(route.stops[reached].departure)
+    here = route.stops[reached].node_id
+    if departure >= at:
+        return reached, here, departure, []
+    hours, day = spec.kind.operating_hours, expect.start_minute_of_day
+    legs = network.legs
+    travelled: list[str] = []
+    position, elapsed, when = here, 0.0, departure
+    for leg_id in segments(route, network)[reached]:
+        leg = legs.loc[leg_id]
+        position = leg["to_node"] if leg["from_node"] == position else leg["from_node"]
+        elapsed += _leg_minutes(leg, spec)
+        when = add_working_minutes(departure, math.ceil(elapsed), hours, day)
+        travelled.append(leg_id)
+        if when > at:
+            break
+    return reached, position, when, travelled
+
+
+def continue_trip(
+    route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
+) -> Continuation:
+    """The trip as driven until `at`, then from its next node to its remaining stops (same order) and home."""
+    reached, node, when, travelled = position_at(route, spec, network, expect, at)
+    kind = spec.kind
+    hours, day = kind.operating_hours, expect.start_minute_of_day
+    parts = segments(route, network)
+    open_legs = set(network.legs.index[network.legs["status"] == "open"])
+    stops = list(route.stops[: reached + 1])
+    legs = [leg for segment in parts[:reached] for leg in segment] + travelled
+    # as planned, up to the first stop whose way there is no longer open
+    following = reached + 1
+    if open_legs.issuperset(parts[reached]):
+        legs += parts[reached][len(travelled) :]
+        while following < len(route.stops) - 1 and open_legs.issuperset(parts[following - 1]):
+            if following > reached + 1:
+                legs += parts[following - 1]
+            stops.append(route.stops[following])
+            following += 1
+        if following == len(route.stops) - 1 and open_legs.issuperset(parts[following - 1]):
+            return Continuation(route, {}, (), rerouted=False)
+        node = stops[-1].node_id
+        when = expect.minute(stops[-1].departure)
+    remaining = [s for s in route.stops[following:-1] if s.deliver]
+    matrix = shortest_paths(network, kind.speeds, sources=sorted({node, *(s.node_id for s in remaining)}))
+    returned: dict[str, int] = {}
+    skipped = []
+    for stop in remaining:
+        hours_to = matrix.hours_between(node, stop.node_id)
+        deadline = _deadline(stop.node_id, expect)
+        arrival = (
+            add_working_minutes(when, math.ceil(hours_to * 60), hours, day) if np.isfinite(hours_to) else None
+        )
+        if arrival is None or (deadline is not None and arrival > deadline):
+            returned = add_goods(returned, stop.deliver)
+            skipped.append(stop)
+            continue
+        departure = add_working_minutes(arrival, kind.unload_min, hours, day)
+        legs += matrix.path_legs(node, stop.node_id)
+        stops.append(
+            stop.model_copy(update={"arrival": expect.at(arrival), "departure": expect.at(departure)})
+        )
+        node, when = stop.node_id, departure
+    home = shortest_paths(network, kind.speeds, sources=[node])
+    stranded_at = None
+    if np.isfinite(home.hours_between(node, route.base)):
+        back = add_working_minutes(when, math.ceil(home.hours_between(node, route.base) * 60), hours, day)
+        legs += home.path_legs(node, route.base)
+        stops.append(Stop(node_id=route.base, arrival=expect.at(back), departure=expect.at(back)))
+    else:
+        stranded_at, returned = node, {}
+        if stops[-1].node_id != node:
+            stops.append(Stop(node_id=node, arrival=expect.at(when), departure=expect.at(when)))
+    delivered = add_goods(*(s.deliver for s in stops))
+    stops[0] = stops[0].model_copy(update={"load": delivered})
+    new = route.model_copy(update={"stops": stops, "legs": legs, "stranded_at": stranded_at})
+    return Continuation(new, returned, tuple(skipped))
+
+
+def _deadline(node_id: str, expect: Expectations) -> int | None:
+    if node_id.startswith("pps:"):
+        return expect.minute(expect.pps_deadline)
+    if node_id.startswith("ppk:"):
+        return expect.minute(expect.ppk_deadline)
+    return None
+
+
+# ---------------------------------------------------------------- what is left to move
+
+
+def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    return {i: q - b.get(i, 0) for i, q in sorted(a.items()) if q - b.get(i, 0) > 0}
+
+
+def _drops(route: Route) -> list[Stop]:
+    return [s for s in route.stops[1:] if s.deliver]
+
+
+class _Onward:
+    """The stops the goods at a port were to go on to, each with what it can still take."""
+
+    def __init__(self, entries: Sequence[tuple[int, Stop, int]]):
+        self.entries = list(entries)  # (tier, stop, ready)
+        self.room = [dict(stop.deliver) for _, stop, _ in self.entries]
+
+    def take(self, goods: Mapping[str, int]) -> list[tuple[int, Stop, int, dict[str, int]]]:
+        left, out = dict(goods), []
+        for (tier, stop, ready), room in zip(self.entries, self.room, strict=True):
+            share = {i: min(q, left.get(i, 0)) for i, q in room.items() if min(q, left.get(i, 0)) > 0}
+            if share:
+                left = _minus(left, share)
+                for i, q in share.items():
+                    room[i] -= q
+                out.append((tier, stop, ready, share))
+        return out
+
+
+def dispatch_state(
+    task: KabupatenTask,
+    kept: Sequence[Route],
+    dropped: Sequence[Route],
+    continued: Sequence[Continuation],
+    expect: Expectations,
+    at: int,
+) -> tuple[KabupatenTask, DispatchState, list[Missed]]:
+    """The task reduced to the goods still to move, where vehicles, PPKs and ports stand at `at`, and the
+    destinations whose goods are stuck on a stranded vehicle (unserved)."""
+    minute = expect.minute
+    delivered: dict[str, dict[str, int]] = defaultdict(dict)
+    arrived: dict[str, int] = {}
+    hub_in: dict[str, dict[str, int]] = defaultdict(dict)
+    hub_out: dict[str, dict[str, int]] = defaultdict(dict)
+    vehicle_free: dict[str, int] = {}
+    trips_done: dict[str, int] = {}
+    base_release: dict[str, int] = {}
+    hub_senders: dict[str, set[tuple[int, str]]] = defaultdict(set)  # port -> (tier, origin) of its drops
+    for cont in continued:
+        if cont.returned:
+            back = minute(cont.route.stops[-1].arrival)
+            base_release[cont.route.base] = max(base_release.get(cont.route.base, 0), back)
+    for route in kept:
+        vehicle_free[route.vehicle_id] = max(
+            vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].arrival)
+        )
+        trips_done[route.vehicle_id] = max(trips_done.get(route.vehicle_id, 0), route.trip)
+        if route.base.startswith(HUB_PREFIXES):
+            hub_out[route.base] = add_goods(hub_out[route.base], route.stops[0].load)
+        for stop in _drops(route):
+            arrived[stop.node_id] = max(arrived.get(stop.node_id, 0), minute(stop.departure))
+            if stop.node_id.startswith(HUB_PREFIXES):
+                hub_in[stop.node_id] = add_goods(hub_in[stop.node_id], stop.deliver)
+                hub_senders[stop.node_id].add((route.tier, route.base))
+            else:
+                delivered[stop.node_id] = add_goods(delivered[stop.node_id], stop.deliver)
+
+    # where the goods at (or bound for) a port were going: skipped stops of its vessels, then dropped trips
+    onward: dict[str, _Onward] = {}
+    for hub in sorted({*hub_in, *(c.route.base for c in continued), *(r.base for r in dropped)}):
+        if not hub.startswith(HUB_PREFIXES):
+            continue
+        entries = [
+            (c.route.tier, stop, base_release.get(hub, at))
+            for c in continued
+            if c.route.base == hub and not c.stranded
+            for stop in c.skipped
+        ]
+        for route in sorted(
+            (r for r in dropped if r.base == hub), key=lambda r: (r.stops[0].arrival, r.vehicle_id)
+        ):
+            entries += [(route.tier, stop, arrived.get(hub, at)) for stop in _drops(route)]
+        onward[hub] = _Onward(entries)
+
+    # goods on a stranded vehicle are lost to this plan
+    lost: dict[str, dict[str, int]] = defaultdict(dict)
+    why_lost: dict[str, str] = {}
+    stuck_at_hub: dict[str, dict[str, int]] = defaultdict(dict)
+    for cont in continued:
+        if not cont.stranded:
+            continue
+        where = f"on {cont.route.vehicle_id}, stuck at {cont.route.stranded_at} (no open leg leads back)"
+        for stop in cont.skipped:
+            if stop.node_id.startswith(HUB_PREFIXES) and stop.node_id in onward:
+                for _, final, _, share in onward[stop.node_id].take(stop.deliver):
+                    lost[final.node_id] = add_goods(lost[final.node_id], share)
+                    why_lost[final.node_id] = f"its goods are {where}"
+            else:
+                lost[stop.node_id] = add_goods(lost[stop.node_id], stop.deliver)
+                why_lost[stop.node_id] = f"its goods are {where}"
+            if cont.route.base.startswith(HUB_PREFIXES):
+                stuck_at_hub[cont.route.base] = add_goods(stuck_at_hub[cont.route.base], stop.deliver)
+
+    def still_to_move(node: str, goods: Mapping[str, int]) -> dict[str, int]:
+        return _minus(goods, add_goods(delivered[node], at_hub[node], lost.get(node, {})))
+
+    stock: list[HubStock] = []
+    at_hub: dict[str, dict[str, int]] = defaultdict(dict)
+    for hub in sorted(hub_in):
+        left = _minus(_minus(hub_in[hub], hub_out[hub]), stuck_at_hub[hub])
+        for tier, final, ready, share in onward[hub].take(left) if hub in onward else []:
+            left = _minus(left, share)
+            at_hub[final.node_id] = add_goods(at_hub[final.node_id], share)
+            stock.append(HubStock(tier, hub, final.node_id, share, ready))
+        # what is still there was left behind for destinations the old plan could not serve from this port
+        for tier, origin in sorted(hub_senders[hub]):
+            goods_of = task.ppk_goods if tier == 1 else task.pps_goods
+            for node in sorted(n for n in goods_of if tier == 1 or task.pps_ppk[n] == origin):
+                need = still_to_move(node, goods_of[node])
+                if need and all(q <= left.get(i, 0) for i, q in need.items()):
+                    left = _minus(left, need)
+                    at_hub[node] = add_goods(at_hub[node], need)
+                    stock.append(HubStock(tier, hub, node, need, arrived.get(hub, at)))
+
+    for pps, ppk in sorted(task.pps_ppk.items()):
+        if lost.get(ppk) and (left := still_to_move(pps, task.pps_goods[pps])):
+            lost[pps] = add_goods(lost[pps], left)
+            why_lost[pps] = f"the goods of its PPK {ppk} are stuck: {why_lost[ppk]}"
+    ppk_goods = {p: left for p, goods in task.ppk_goods.items() if (left := still_to_move(p, goods))}
+    pps_goods = {p: left for p, goods in task.pps_goods.items() if (left := still_to_move(p, goods))}
+    ppk_ready = {
+        p: arrived.get(p, 0)
+        for p in task.ppk_goods
+        if p not in ppk_goods and not at_hub[p] and not lost.get(p)
+    }
+    warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
+    for route in sorted(dropped, key=lambda r: (r.vehicle_id, r.trip)):
+        warm[(route.vehicle_id, route.tier)].append(tuple(s.node_id for s in _drops(route)))
+    state = DispatchState(
+        not_before=at,
+        vehicle_free=vehicle_free,
+        trips_done=trips_done,
+        ppk_ready=ppk_ready,
+        base_release=base_release,
+        hub_stock=tuple(stock),
+        warm_routes={k: tuple(v) for k, v in warm.items()},
+    )
+    stranded = {c.route.vehicle_id for c in continued if c.stranded}
+    reduced = replace(
+        task,
+        vehicles=tuple(v for v in task.vehicles if v.vehicle_id not in stranded),
+        ppk_goods=ppk_goods,
+        pps_goods=pps_goods,
+        pps_ppk={p: task.pps_ppk[p] for p in pps_goods},
+    )
+    missed = [Missed(node, "unreachable", why_lost[node]) for node in sorted(lost) if lost[node]]
+    return reduced, state, missed
+
+
+# ---------------------------------------------------------------- the re-plan
+
+
+@dataclass(frozen=True)
+class ReplanResult:
+    plan: Plan
+    replanned: tuple[str, ...]  # kabupaten planned again
+    continued: tuple[Continuation, ...]
+
+
+def replan(
+    plan: Plan,
+    inputs: ScenarioInputs,
+    expect: Expectations,
+    change: Change,
+    settings: SearchSettings,
+    workers: int = 1,
+    based_on: str = "",
+    progress=None,
+) -> ReplanResult:
+    """The plan after `change`, with everything before `change.at` kept. `inputs`/`expect` have the change applied."""
+    at = expect.minute(change.at)
+    tasks = {t.kabupaten_code: t for t in kabupaten_tasks(inputs, expect, settings)}
+    kept_routes: list[Route] = []
+    continued: list[Continuation] = []
+    reduced_tasks: list[KabupatenTask] = []
+    unserved: dict[str, Unserved] = {}
+    for code in sorted(tasks):
+        kept, dropped, here = split_routes([r for r in plan.routes if r.kabupaten_code == code], expect, at)
+        continued += here
+        kept_routes += kept
+        task, state, lost = dispatch_state(tasks[code], kept, dropped, here, expect, at)
+        for m in lost:
+            unserved[m.node_id] = Unserved(
+                node_id=m.node_id, kabupaten_code=code, reason=m.reason, detail=m.detail
+            )
+        retry = bool(change.unblock) and any(u.kabupaten_code == code for u in plan.unserved)
+        goods_moved = dropped or any(c.returned or c.stranded for c in here)
+        left = len(task.ppk_goods) + len(task.pps_goods) + len(state.hub_stock)
+        if not (goods_moved or retry) or not left:
+            for u in plan.unserved:
+                if u.kabupaten_code == code:
+                    unserved.setdefault(u.node_id, u)
+            continue
+        share = left / max(len(tasks[code].ppk_goods) + len(tasks[code].pps_goods), 1)
+        limit = max(1.0, task.settings.time_limit_s * share)
+        reduced_tasks.append(replace(task, state=state, settings=replace(task.settings, time_limit_s=limit)))
+    results: list[KabupatenResult] = run_tasks(reduced_tasks, workers, progress)
+    replanned = {res.kabupaten_code for res in results}
+    new_routes = [trip_route(t, res.kabupaten_code, expect.start) for res in results for t in res.trips]
+    routes = sorted(
+        [*kept_routes, *new_routes], key=lambda r: (r.kabupaten_code, r.tier, r.vehicle_id, r.trip)
+    )
+    for res in results:
+        for m in res.unserved:
+            unserved.setdefault(
+                m.node_id,
+                Unserved(
+                    node_id=m.node_id, kabupaten_code=res.kabupaten_code, reason=m.reason, detail=m.detail
+                ),
+            )
+    new = plan.model_copy(
+        update={
+            "blocked_legs": blocked_after(plan, change),
+            "routes": routes,
+            "unserved": [unserved[n] for n in sorted(unserved)],
+            "replan": Replan(
+                based_on=based_on,
+                based_on_hash=content_hash(to_json(plan)),
+                at=change.at,
+                blocked=sorted(change.block),
+                unblocked=sorted(change.unblock),
+                replanned_kabupaten=sorted(replanned),
+            ),
+        }
+    )
+    new = new.model_copy(update={"kpis": plan_kpis(new, expect, inputs.kabupaten)})
+    return ReplanResult(new, tuple(sorted(replanned)), tuple(continued))
+
+
+# ---------------------------------------------------------------- what changed
+
+
+def _deliveries(plan: Plan) -> dict[str, list[tuple[str, datetime]]]:
+    out: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
+    for route in plan.routes:
+        for stop in route.stops:
+            if stop.deliver:
+                out[stop.node_id].append((route.vehicle_id, stop.arrival))
+    return out
+
+
+def plan_diff(old: Plan, new: Plan, names: Mapping[str, str] | None = None) -> dict:
+    """Stops that changed vehicle or time, km added per mode, PPS newly unserved (and why) or served again."""
+    names = names or {}
+    before, after = _deliveries(old), _deliveries(new)
+    changed = []
+    for node in sorted(set(before) | set(after)):
+        a, b = sorted(before.get(node, [])), sorted(after.get(node, []))
+        if a == b:
+            continue
+        old_at = max((t for _, t in a), default=None)
+        new_at = max((t for _, t in b), default=None)
+        changed.append(
+            {
+                "node_id": node,
+                "name": names.get(node, ""),
+                "old_vehicles": sorted({v for v, _ in a}),
+                "new_vehicles": sorted({v for v, _ in b}),
+                "old_arrival": old_at.isoformat() if old_at else None,
+                "new_arrival": new_at.isoformat() if new_at else None,
+                "shift_min": round((new_at - old_at).total_seconds() / 60) if old_at and new_at else None,
+            }
+        )
+    old_unserved = {u.node_id: u for u in old.unserved}
+    new_unserved = {u.node_id: u for u in new.unserved}
+    old_km = old.kpis.get("total", {}).get("km_by_mode", {})
+    new_km = new.kpis.get("total", {}).get("km_by_mode", {})
+    return {
+        "based_on": new.replan.based_on if new.replan else "",
+        "at": new.replan.at.isoformat() if new.replan else None,
+        "blocked": new.replan.blocked if new.replan else [],
+        "unblocked": new.replan.unblocked if new.replan else [],
+        "replanned_kabupaten": new.replan.replanned_kabupaten if new.replan else [],
+        "km_added_by_mode": {
+            m: round(new_km.get(m, 0.0) - old_km.get(m, 0.0), 1) for m in sorted(set(old_km) | set(new_km))
+        },
+        "changed_stops": changed,
+        "newly_unserved": [
+            {"node_id": n, "name": names.get(n, ""), "reason": u.reason, "detail": u.detail}
+            for n, u in sorted(new_unserved.items())
+            if n not in old_unserved
+        ],
+        "served_again": sorted(n for n in old_unserved if n not in new_unserved),
+        "stranded": [
+            {"vehicle_id": r.vehicle_id, "trip": r.trip, "at": r.stranded_at, "base": r.base}
+            for r in new.routes
+            if r.stranded_at
+        ],
+    }
+
+
+def changed_trips(old: Plan, new: Plan) -> set[tuple[str, int]]:
+    """(vehicle id, trip) of the new plan's routes that are not in the old plan as they are."""
+    previous = {(r.vehicle_id, r.trip): r for r in old.routes}
+    return {(r.vehicle_id, r.trip) for r in new.routes if previous.get((r.vehicle_id, r.trip)) != r}

@@ -1,0 +1,239 @@
+"""Re-planning a plan under way when legs are blocked (issue 6), on the real Mahakam Ulu plan."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from planner.cli import main
+from planner.plan import read_plan, to_json, write_plan
+from planner.replan import Change, apply_change, check_change, plan_diff, replan
+from planner.scenario import load_inputs, load_scenario
+from planner.solve import expectations, search_settings
+from planner.validate import validate_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+MAHULU = ROOT / "scenarios" / "mahulu-river.yaml"
+AFTER_START = timedelta(hours=7)  # 13:00 on the first day: some trips are done, some under way, some waiting
+
+
+@pytest.fixture(scope="module")
+def mahulu_inputs():
+    return load_inputs(load_scenario(MAHULU))
+
+
+def run_replan(plan, inputs, block=(), unblock=(), at=None):
+    change = Change(tuple(block), tuple(unblock), at or plan.calendar.start + AFTER_START)
+    check_change(plan, inputs.network, change)
+    changed = apply_change(inputs, plan, change)
+    expect = expectations(changed)
+    result = replan(plan, changed, expect, change, search_settings(changed, 4.0, deterministic=True))
+    return result, expect, change
+
+
+def frozen_stops(plan, at):
+    return {
+        (r.vehicle_id, r.trip, s.node_id, s.arrival, s.departure)
+        for r in plan.routes
+        for s in r.stops
+        if s.arrival <= at
+    }
+
+
+def route_legs_after(plan, at):
+    return {leg for r in plan.routes if r.stops[0].departure >= at for leg in r.legs}
+
+
+def test_blocking_a_leg_a_waiting_trip_uses_reroutes_around_it_and_keeps_the_past(
+    solve_mahulu, mahulu_inputs
+):
+    plan, _ = solve_mahulu
+    at = plan.calendar.start + AFTER_START
+    waiting = sorted(
+        (r for r in plan.routes if r.stops[0].departure > at), key=lambda r: (r.vehicle_id, r.trip)
+    )
+    leg = next(leg for r in waiting for leg in r.legs if leg.startswith(("road:", "river:")))
+    result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg])
+    new = result.plan
+
+    assert validate_plan(new, expect) == []
+    assert leg in new.blocked_legs and new.replan.blocked == [leg]
+    assert leg not in route_legs_after(new, at)
+    assert frozen_stops(plan, at) <= frozen_stops(new, at)
+    assert result.replanned == ("64.11",)
+    diff = plan_diff(plan, new)
+    named = {c["node_id"] for c in diff["changed_stops"]} | {u["node_id"] for u in diff["newly_unserved"]}
+    assert named, "the diff must name the stops the block moved"
+    users = [r for r in waiting if leg in r.legs]
+    assert named & {s.node_id for r in users for s in r.stops if s.deliver}
+
+
+def test_a_vehicle_under_way_goes_on_from_its_next_node(solve_mahulu, mahulu_inputs):
+    plan, expect = solve_mahulu
+    at = plan.calendar.start + AFTER_START
+    legs = expect.network.legs
+    for route in sorted(plan.routes, key=lambda r: (r.vehicle_id, r.trip)):
+        if not route.stops[0].departure < at < route.stops[-1].arrival:
+            continue
+        next_stop = next(i for i, s in enumerate(route.stops) if s.arrival > at)
+        later = [leg for leg in route.legs[-3:] if leg.startswith("road:")]
+        if next_stop < len(route.stops) - 2 and later:
+            break
+    else:
+        pytest.skip("no road trip under way at 13:00 in this plan")
+    blocked = later[0]
+    result, new_expect, _ = run_replan(plan, mahulu_inputs, block=[blocked])
+    new_route = next(
+        r for r in result.plan.routes if (r.vehicle_id, r.trip) == (route.vehicle_id, route.trip)
+    )
+    assert new_route.stops[:next_stop] == route.stops[:next_stop], "stops reached before --at stay as driven"
+    assert blocked not in new_route.legs
+    assert validate_plan(result.plan, new_expect) == []
+    cont = next(c for c in result.continued if c.route.vehicle_id == route.vehicle_id)
+    assert cont.rerouted
+    # the walk starts with the legs already driven
+    first_new = new_route.legs.index(next(leg for leg in new_route.legs if leg not in route.legs))
+    assert new_route.legs[:first_new] == route.legs[:first_new]
+    assert legs.loc[blocked, "mode"] == "road"
+
+
+def test_blocking_the_only_leg_to_a_desa_leaves_it_unreachable_and_serves_the_rest(
+    solve_mahulu, mahulu_inputs
+):
+    plan, _ = solve_mahulu
+    at = plan.calendar.start + AFTER_START
+    legs = mahulu_inputs.network.legs
+    delivered_after = {
+        s.node_id
+        for r in plan.routes
+        for s in r.stops
+        if s.deliver and s.arrival > at and s.node_id.startswith("pps:")
+    }
+    served_before = {s.node_id for r in plan.routes for s in r.stops if s.deliver}
+
+    def only_leg(pps: str) -> str | None:
+        touching = legs.index[(legs["from_node"] == pps) | (legs["to_node"] == pps)]
+        return touching[0] if len(touching) == 1 else None
+
+    desa, leg = next((p, only_leg(p)) for p in sorted(delivered_after) if only_leg(p))
+    result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg])
+    new = result.plan
+    reasons = {u.node_id: u.reason for u in new.unserved}
+    assert reasons.get(desa) == "unreachable"
+    served_after = {s.node_id for r in new.routes for s in r.stops if s.deliver}
+    assert served_before - {desa} <= served_after
+    assert validate_plan(new, expect) == []
+    diff = plan_diff(plan, new)
+    assert [u["node_id"] for u in diff["newly_unserved"]] == [desa]
+    assert diff["newly_unserved"][0]["reason"] == "unreachable"
+
+
+def test_the_validator_accepts_a_blocked_leg_only_in_the_frozen_part(solve_mahulu, mahulu_inputs):
+    plan, _ = solve_mahulu
+    first_back = min(
+        (r for r in plan.routes if any(leg.startswith("road:") for leg in r.legs)),
+        key=lambda r: r.stops[-1].arrival,
+    )
+    at = first_back.stops[-1].arrival + timedelta(minutes=1)
+    leg = next(leg for leg in first_back.legs if leg.startswith("road:"))
+    result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=at)
+    assert validate_plan(result.plan, expect) == []
+    without_record = result.plan.model_copy(update={"replan": None})
+    assert any(f"leg {leg} is blocked" in p for p in validate_plan(without_record, expect))
+
+
+def test_replan_is_deterministic(solve_mahulu, mahulu_inputs):
+    plan, _ = solve_mahulu
+    at = plan.calendar.start + AFTER_START
+    waiting = sorted(
+        (r for r in plan.routes if r.stops[0].departure > at), key=lambda r: (r.vehicle_id, r.trip)
+    )
+    leg = next(leg for r in waiting for leg in r.legs if leg.startswith("river:"))
+    first, _, _ = run_replan(plan, mahulu_inputs, block=[leg])
+    second, _, _ = run_replan(plan, mahulu_inputs, block=[leg])
+    assert to_json(first.plan) == to_json(second.plan)
+
+
+def test_replan_command_writes_plan_diff_and_map(tmp_path, solve_mahulu):
+    plan, _ = solve_mahulu
+    plan_file = write_plan(plan, tmp_path / "plan.json")
+    at = plan.calendar.start + AFTER_START
+    waiting = sorted(
+        (r for r in plan.routes if r.stops[0].departure > at), key=lambda r: (r.vehicle_id, r.trip)
+    )
+    leg = next(leg for r in waiting for leg in r.legs if leg.startswith(("road:", "river:")))
+    out = tmp_path / "replan"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "replan",
+                str(plan_file),
+                "--block",
+                leg,
+                "--at",
+                at.isoformat(),
+                "--out",
+                str(out),
+                "--deterministic",
+                "--time-limit",
+                "3",
+                "--workers",
+                "1",
+            ]
+        )
+    assert exit_info.value.code in (0, None)
+    new = read_plan(out / "plan.json")
+    assert new.replan is not None and new.replan.based_on == str(plan_file)
+    diff = json.loads((out / "diff.json").read_text(encoding="utf-8"))
+    assert diff["blocked"] == [leg] and set(diff["km_added_by_mode"]) >= {"road", "river"}
+    page = (out / "map-kpu.html").read_text(encoding="utf-8")
+    assert "Changed by the re-plan" in page and leg in page
+
+
+def test_unknown_leg_is_exit_2_and_leaves_the_old_plan_untouched(tmp_path, solve_mahulu, capsys):
+    plan, _ = solve_mahulu
+    plan_file = write_plan(plan, tmp_path / "plan.json")
+    before = plan_file.read_bytes()
+    out = tmp_path / "replan"
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "replan",
+                str(plan_file),
+                "--block",
+                "road:pps:nowhere-pps:elsewhere",
+                "--at",
+                "2024-11-24T10:00+08:00",
+                "--out",
+                str(out),
+            ]
+        )
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "road:pps:nowhere-pps:elsewhere" in err and "Traceback" not in err
+    assert plan_file.read_bytes() == before
+    assert not out.exists()
+
+
+def test_a_moment_without_a_valid_time_is_exit_2(tmp_path, solve_mahulu, capsys):
+    plan, _ = solve_mahulu
+    plan_file = write_plan(plan, tmp_path / "plan.json")
+    leg = plan.routes[0].legs[0]
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "replan",
+                str(plan_file),
+                "--block",
+                leg,
+                "--at",
+                "tomorrow morning",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "--at" in capsys.readouterr().err
