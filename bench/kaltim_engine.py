@@ -8,6 +8,9 @@
 2. Solves each recorded problem again with plain OR-Tools (SAVINGS + guided local search on the same
    model) under the same time budget, and compares the objective (routing cost + penalties of unserved
    stops) and the unserved stops.
+3. Solves each recorded problem with PyVRP alone under the same budget, on what PyVRP can express of it
+   (capacities, time windows, vehicle types and chained trips; not the night breaks), reads its routes back
+   into the full model (stops that do not fit there count as unserved) and compares the distance driven.
 
 Writes bench/results/kaltim-engine.json; `python -m bench.kaltim_engine --render` rewrites the Kaltim table
 in BENCHMARKS.md from it.
@@ -24,8 +27,15 @@ from pathlib import Path
 
 from planner import dispatch
 from planner.fileio import write_json, write_text
-from planner.model import RoutingProblem
-from planner.search import RoutingSolution, SearchSettings, solve
+from planner.model import RoutingProblem, build_model, eligible_vehicles, route_distance
+from planner.search import (
+    RoutingSolution,
+    SearchSettings,
+    pyvrp_seed,
+    read_seed,
+    search_parameters,
+    solve,
+)
 from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +47,7 @@ BEGIN, END = "<!-- kaltim-table:begin -->", "<!-- kaltim-table:end -->"
 def _summary(solution: RoutingSolution) -> dict:
     mandatory_missing = solution.status == "incomplete"
     return {
+        "distance": solution.total_distance,
         "status": solution.status,
         "objective": solution.objective,
         "cost": solution.total_cost,
@@ -99,6 +110,26 @@ COMPARATORS = {  # plain OR-Tools on the same model: no seed, guided local searc
 }
 
 
+def pyvrp_alone(problem: RoutingProblem, settings: SearchSettings) -> dict:
+    """PyVRP by itself for the same wall time; its routes read into the full model (what does not fit is
+    unserved)."""
+    started = time.perf_counter()
+    built = build_model(problem, eligible_vehicles(problem))
+    built.routing.CloseModelWithParameters(search_parameters(problem, settings))
+    left = max(settings.time_limit_s - (time.perf_counter() - started), 0.1)
+    seed = pyvrp_seed(built, replace(settings, deterministic=False), left)
+    _, kept = read_seed(built, seed.routes)
+    to_stop = built.layout.stop_of_node
+    routes = [[to_stop[built.manager.IndexToNode(i)] for i in route] for route in kept]
+    return {
+        "distance": sum(route_distance(problem, v, r) for v, r in enumerate(routes)),
+        "served": sum(map(len, routes)),
+        "served_by_pyvrp": sum(map(len, seed.routes)),
+        "feasible_in_pyvrp": seed.stats.get("seed_feasible"),
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
+
+
 def compare(recorded: list[tuple], min_stops: int) -> list[dict]:
     rows = []
     for code, problem, settings, solution in recorded:
@@ -118,6 +149,7 @@ def compare(recorded: list[tuple], min_stops: int) -> list[dict]:
         for name, strategy in COMPARATORS.items():
             plain = replace(settings, first_solution=strategy, metaheuristic="guided-local-search")
             row[name] = _summary(solve(problem, plain))
+        row["pyvrp"] = pyvrp_alone(problem, settings)
         rows.append(row)
         print(rows[-1], flush=True)
     return rows
@@ -166,7 +198,42 @@ def markdown(record: dict) -> str:
             f"| {p['cost'] / 1e9:,.2f} | {p['unserved']} | {p['seed_source']} "
             f"| {_versus(p, row['ortools-savings'])} | {_versus(p, row['ortools-pci'])} |"
         )
+    if all("pyvrp" in row for row in record["problems"]):
+        lines += ["", *pyvrp_table(record["problems"])]
     return "\n".join(lines) + "\n"
+
+
+def pyvrp_table(problems: list[dict]) -> list[str]:
+    """Distance against PyVRP alone on the PPK -> PPS problems (tier 2 from PPK)."""
+    lines = [
+        "PPK -> PPS problems: distance driven (km) by the planner and by PyVRP alone with the same wall time, "
+        "PyVRP's routes read into the full model (night breaks, chained trips); the gap is compared only where "
+        "both serve the same stops.",
+        "",
+        "| problem | stops | planner km | planner served | PyVRP km | PyVRP served (in PyVRP) | gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    gaps = []
+    for row in problems:
+        if "from PPK" not in row["problem"]:
+            continue
+        p, q = row["planner"], row["pyvrp"]
+        served = row["stops"] - p["unserved"]
+        gap = "-"
+        if served == q["served"] and q["distance"]:
+            value = 100.0 * (p["distance"] - q["distance"]) / q["distance"]
+            gaps.append(value)
+            gap = f"{value:+.1f} %"
+        lines.append(
+            f"| {row['problem']} | {row['stops']} | {p['distance'] / 1000:,.0f} | {served} "
+            f"| {q['distance'] / 1000:,.0f} | {q['served']} ({q['served_by_pyvrp']}) | {gap} |"
+        )
+    if gaps:
+        lines += [
+            "",
+            f"Mean gap of the planner to PyVRP: **{sum(gaps) / len(gaps):+.1f} %** over {len(gaps)} problems.",
+        ]
+    return lines
 
 
 def render() -> None:

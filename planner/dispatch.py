@@ -27,6 +27,8 @@ from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 
 MAX_TRIPS = 6
+RETRIES = 2  # extra passes with earlier PPK deadlines when a PPK's own vehicles ran out of time
+EARLIER_STEP_MIN = 12 * 60
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
 
@@ -273,8 +275,9 @@ def _solve_layer(
     for v in layer.vehicles:
         base_fleet[v.base][0] += v.kind.capacity_kg
         base_fleet[v.base][1] += v.kind.capacity_m3
+    # enough trips to carry the base's goods, plus a spare: whole stops do not pack loads perfectly
     trips_at = {
-        base: max(1, min(MAX_TRIPS, 1 + math.ceil(max(kg / base_fleet[base][0], m3 / base_fleet[base][1]))))
+        base: max(1, min(MAX_TRIPS, 2 + math.ceil(max(kg / base_fleet[base][0], m3 / base_fleet[base][1]))))
         for base, (kg, m3) in base_load.items()
     }
     vehicles: list[Vehicle] = []
@@ -508,19 +511,52 @@ def _latest_drop(
 
 
 def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
+    """Plan the kabupaten; if desa are left unserved because their PPK got its goods too late for its own
+    vehicles, plan again with an earlier deadline for those PPKs (up to RETRIES times, half the time each),
+    and keep the plan that serves the most."""
     network = task.network
     wh = network.warehouse_of(task.kabupaten_code)
-    ppks = sorted(task.ppk_goods)
     hubs = sorted({v.base for v in task.vehicles if v.base.startswith(("port:", "jetty:", "seaport:"))})
     bases = sorted({v.base for v in task.vehicles})
     stock_destinations = {s.destination for s in task.state.hub_stock}
-    sources = sorted({wh, *ppks, *task.pps_goods, *hubs, *bases, *stock_destinations})
+    sources = sorted({wh, *task.ppk_goods, *task.pps_goods, *hubs, *bases, *stock_destinations})
     paths = {
         type_id: shortest_paths(network, kind.speeds, sources=sources)
         for type_id, kind in sorted({v.type_id: v.kind for v in task.vehicles}.items())
     }
     any_mode = shortest_paths(network, ALL_MODES_SPEEDS, sources=sources)
-    budget = task.settings.time_limit_s
+    best, arrival = _plan_pass(task, paths, any_mode, {}, task.settings.time_limit_s)
+    earlier: dict[str, int] = {}
+    for attempt in range(1, RETRIES + 1):
+        late = {
+            task.pps_ppk[m.node_id]
+            for m in best.unserved
+            if m.node_id in task.pps_ppk and m.reason in ("capacity", "too_late")
+        }
+        late = {p for p in late if p in arrival and p not in task.state.ppk_ready}
+        if not late:
+            break
+        earlier.update({p: arrival[p] - attempt * EARLIER_STEP_MIN for p in late})
+        candidate, candidate_arrival = _plan_pass(
+            task, paths, any_mode, earlier, task.settings.time_limit_s / 2
+        )
+        if len(candidate.unserved) < len(best.unserved):
+            best, arrival = candidate, candidate_arrival
+    return best
+
+
+def _plan_pass(
+    task: KabupatenTask,
+    paths: Mapping[str, PathMatrix],
+    any_mode: PathMatrix,
+    ppk_deadline: Mapping[str, int],
+    budget: float,
+) -> tuple[KabupatenResult, dict[str, int]]:
+    """One plan of the kabupaten, tier by tier; `ppk_deadline` overrides the PPK deadline of some PPKs.
+    Returns the result and the minute each PPK has all its goods."""
+    network = task.network
+    wh = network.warehouse_of(task.kabupaten_code)
+    ppks = sorted(task.ppk_goods)
     n_stops = len(ppks) + len(task.pps_goods)
     trips: list[Trip] = []
     unserved: list[Missed] = []
@@ -555,10 +591,14 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
     ):
         """Direct deliveries and hub drops from the origins, then the hubs' vessels; returns arrival per destination."""
         direct, via_hub = [], defaultdict(list)
+
+        def deadline_of(dest: str) -> int:
+            return min(deadline, ppk_deadline.get(dest, deadline))
+
         for dest in sorted(goods):
             choice, hub = _route_choice(task, origin_of[dest], dest, tier, paths, any_mode)
             if choice == "direct":
-                direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], deadline))
+                direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], deadline_of(dest)))
             elif choice == "hub":
                 via_hub[(origin_of[dest], hub)].append(dest)
             else:
@@ -574,7 +614,7 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
         release = {base: state.release(base, minute) for base, minute in release.items()}
         drops = []
         for (origin, hub), dests in sorted(via_hub.items()):
-            latest = _latest_drop(task, hub, dests, deadline, tier, paths, origin_fleet)
+            latest = _latest_drop(task, hub, dests, min(map(deadline_of, dests)), tier, paths, origin_fleet)
             if latest < 0:
                 unserved.extend(
                     Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
@@ -621,7 +661,7 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
                     hub_release.get(shipment.destination, 0), first.arrivals[s_index]
                 )
                 onward += [
-                    Shipment(d, shipment.destination, tier, goods[d], deadline) for d in shipment.final
+                    Shipment(d, shipment.destination, tier, goods[d], deadline_of(d)) for d in shipment.final
                 ]
         if onward:
             vessels = [v for v in task.vehicles if tier in v.kind.tiers and v.base in hub_release]
@@ -648,9 +688,10 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
             unserved.append(Missed(pps, reason, f"its PPK {ppk} was not supplied"))
     two_step(2, {p: task.pps_ppk[p] for p in pps_goods}, pps_goods, task.pps_deadline, ppk_arrival)
     trips.sort(key=lambda t: (t.tier, t.vehicle_id, t.trip))
-    return KabupatenResult(
+    result = KabupatenResult(
         task.kabupaten_code,
         tuple(trips),
         tuple(sorted(unserved, key=lambda m: m.node_id)),
         tuple(layers_stats),
     )
+    return result, ppk_arrival

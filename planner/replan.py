@@ -304,14 +304,19 @@ def dispatch_state(
     """The task reduced to the goods still to move, where vehicles, PPKs and ports stand at `at`, and the
     destinations whose goods are stuck on a stranded vehicle (unserved)."""
     minute = expect.minute
+    warehouse = task.network.warehouse_of(task.kabupaten_code)
+
+    def group(hub: str, tier: int, destination: str) -> tuple[str, int, str]:
+        """Goods at a port are told apart by tier and origin: whose goods they are decides where they go."""
+        return hub, tier, warehouse if tier == 1 else task.pps_ppk.get(destination, "")
+
     delivered: dict[str, dict[str, int]] = defaultdict(dict)
     arrived: dict[str, int] = {}
-    hub_in: dict[str, dict[str, int]] = defaultdict(dict)
-    hub_out: dict[str, dict[str, int]] = defaultdict(dict)
+    port_in: dict[tuple, dict[str, int]] = defaultdict(dict)  # (port, tier, origin) -> goods dropped there
+    port_out: dict[tuple, dict[str, int]] = defaultdict(dict)  # ... -> goods its vessels delivered onward
     vehicle_free: dict[str, int] = {}
     trips_done: dict[str, int] = {}
     base_release: dict[str, int] = {}
-    hub_senders: dict[str, set[tuple[int, str]]] = defaultdict(set)  # port -> (tier, origin) of its drops
     for cont in continued:
         if cont.returned:
             back = minute(cont.route.stops[-1].arrival)
@@ -321,73 +326,71 @@ def dispatch_state(
             vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].arrival)
         )
         trips_done[route.vehicle_id] = max(trips_done.get(route.vehicle_id, 0), route.trip)
-        if route.base.startswith(HUB_PREFIXES):
-            hub_out[route.base] = add_goods(hub_out[route.base], route.stops[0].load)
         for stop in _drops(route):
             arrived[stop.node_id] = max(arrived.get(stop.node_id, 0), minute(stop.departure))
             if stop.node_id.startswith(HUB_PREFIXES):
-                hub_in[stop.node_id] = add_goods(hub_in[stop.node_id], stop.deliver)
-                hub_senders[stop.node_id].add((route.tier, route.base))
+                key = (stop.node_id, route.tier, route.base)
+                port_in[key] = add_goods(port_in[key], stop.deliver)
             else:
                 delivered[stop.node_id] = add_goods(delivered[stop.node_id], stop.deliver)
+            if route.base.startswith(HUB_PREFIXES):
+                key = group(route.base, route.tier, stop.node_id)
+                port_out[key] = add_goods(port_out[key], stop.deliver)
 
     # where the goods at (or bound for) a port were going: skipped stops of its vessels, then dropped trips
-    onward: dict[str, _Onward] = {}
-    for hub in sorted({*hub_in, *(c.route.base for c in continued), *(r.base for r in dropped)}):
-        if not hub.startswith(HUB_PREFIXES):
-            continue
-        entries = [
-            (c.route.tier, stop, base_release.get(hub, at))
-            for c in continued
-            if c.route.base == hub and not c.stranded
-            for stop in c.skipped
-        ]
-        for route in sorted(
-            (r for r in dropped if r.base == hub), key=lambda r: (r.stops[0].arrival, r.vehicle_id)
-        ):
-            entries += [(route.tier, stop, arrived.get(hub, at)) for stop in _drops(route)]
-        onward[hub] = _Onward(entries)
+    entries: dict[tuple, list[tuple[int, Stop, int]]] = defaultdict(list)
+    for cont in continued:
+        if cont.route.base.startswith(HUB_PREFIXES) and not cont.stranded:
+            for stop in cont.skipped:
+                key = group(cont.route.base, cont.route.tier, stop.node_id)
+                entries[key].append((cont.route.tier, stop, base_release.get(cont.route.base, at)))
+    for route in sorted(dropped, key=lambda r: (r.stops[0].arrival, r.vehicle_id)):
+        if route.base.startswith(HUB_PREFIXES):
+            for stop in _drops(route):
+                key = group(route.base, route.tier, stop.node_id)
+                entries[key].append((route.tier, stop, arrived.get(route.base, at)))
+    onward = {key: _Onward(rows) for key, rows in entries.items()}
 
     # goods on a stranded vehicle are lost to this plan
     lost: dict[str, dict[str, int]] = defaultdict(dict)
     why_lost: dict[str, str] = {}
-    stuck_at_hub: dict[str, dict[str, int]] = defaultdict(dict)
     for cont in continued:
         if not cont.stranded:
             continue
         where = f"on {cont.route.vehicle_id}, stuck at {cont.route.stranded_at} (no open leg leads back)"
         for stop in cont.skipped:
-            if stop.node_id.startswith(HUB_PREFIXES) and stop.node_id in onward:
-                for _, final, _, share in onward[stop.node_id].take(stop.deliver):
+            key = (stop.node_id, cont.route.tier, cont.route.base)
+            if stop.node_id.startswith(HUB_PREFIXES) and key in onward:
+                for _, final, _, share in onward[key].take(stop.deliver):
                     lost[final.node_id] = add_goods(lost[final.node_id], share)
                     why_lost[final.node_id] = f"its goods are {where}"
             else:
                 lost[stop.node_id] = add_goods(lost[stop.node_id], stop.deliver)
                 why_lost[stop.node_id] = f"its goods are {where}"
-            if cont.route.base.startswith(HUB_PREFIXES):
-                stuck_at_hub[cont.route.base] = add_goods(stuck_at_hub[cont.route.base], stop.deliver)
+            if cont.route.base.startswith(HUB_PREFIXES):  # delivered nothing there: not in port_out either
+                key = group(cont.route.base, cont.route.tier, stop.node_id)
+                port_in[key] = _minus(port_in[key], stop.deliver)
 
     def still_to_move(node: str, goods: Mapping[str, int]) -> dict[str, int]:
         return _minus(goods, add_goods(delivered[node], at_hub[node], lost.get(node, {})))
 
     stock: list[HubStock] = []
     at_hub: dict[str, dict[str, int]] = defaultdict(dict)
-    for hub in sorted(hub_in):
-        left = _minus(_minus(hub_in[hub], hub_out[hub]), stuck_at_hub[hub])
-        for tier, final, ready, share in onward[hub].take(left) if hub in onward else []:
+    for key in sorted(port_in):
+        hub, tier, origin = key
+        left = _minus(port_in[key], port_out[key])
+        for tier, final, ready, share in onward[key].take(left) if key in onward else []:
             left = _minus(left, share)
             at_hub[final.node_id] = add_goods(at_hub[final.node_id], share)
             stock.append(HubStock(tier, hub, final.node_id, share, ready))
         # what is still there was left behind for destinations the old plan could not serve from this port
-        for tier, origin in sorted(hub_senders[hub]):
-            goods_of = task.ppk_goods if tier == 1 else task.pps_goods
-            for node in sorted(n for n in goods_of if tier == 1 or task.pps_ppk[n] == origin):
-                need = still_to_move(node, goods_of[node])
-                if need and all(q <= left.get(i, 0) for i, q in need.items()):
-                    left = _minus(left, need)
-                    at_hub[node] = add_goods(at_hub[node], need)
-                    stock.append(HubStock(tier, hub, node, need, arrived.get(hub, at)))
-
+        goods_of = task.ppk_goods if tier == 1 else task.pps_goods
+        for node in sorted(n for n in goods_of if tier == 1 or task.pps_ppk[n] == origin):
+            need = still_to_move(node, goods_of[node])
+            if need and all(q <= left.get(i, 0) for i, q in need.items()):
+                left = _minus(left, need)
+                at_hub[node] = add_goods(at_hub[node], need)
+                stock.append(HubStock(tier, hub, node, need, arrived.get(hub, at)))
     for pps, ppk in sorted(task.pps_ppk.items()):
         if lost.get(ppk) and (left := still_to_move(pps, task.pps_goods[pps])):
             lost[pps] = add_goods(lost[pps], left)

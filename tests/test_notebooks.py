@@ -23,4 +23,4 @@ def test_notebook_runs_without_errors(path):
 
 
 def test_there_are_notebooks():
-    assert {p.stem for p in NOTEBOOKS} >= {"01-quickstart", "02-network"}
+    assert {p.stem for p in NOTEBOOKS} >= {"01-quickstart", "02-network", "03-blocked-leg"}

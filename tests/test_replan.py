@@ -237,3 +237,30 @@ def test_a_moment_without_a_valid_time_is_exit_2(tmp_path, solve_mahulu, capsys)
         )
     assert exit_info.value.code == 2
     assert "--at" in capsys.readouterr().err
+
+
+def test_goods_waiting_at_a_port_go_on_by_boat_not_again_from_the_warehouse(solve_mahulu, mahulu_inputs):
+    plan, _ = solve_mahulu
+    vessel = min(
+        (r for r in plan.routes if r.base.startswith("port:")),
+        key=lambda r: (r.stops[0].departure, r.vehicle_id),
+    )
+    drops = [
+        s
+        for r in plan.routes
+        if not r.base.startswith("port:")
+        for s in r.stops
+        if s.node_id == vessel.base and s.deliver
+    ]
+    at = min(s.departure for s in drops) + timedelta(minutes=1)
+    assert at < vessel.stops[0].departure, "the goods reach the port before the boat leaves"
+    leg = next(leg for leg in vessel.legs if leg.startswith("river:"))
+    result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=at)
+    assert validate_plan(result.plan, expect) == []
+
+    def into_port(p):
+        return sum(
+            q for r in p.routes for s in r.stops if s.node_id == vessel.base for q in s.deliver.values()
+        )
+
+    assert into_port(result.plan) == into_port(plan), "goods already at the port are not sent there again"
