@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark behind BENCHMARKS.md, then its tables (about 35 minutes on 2 cores).
+"""`make bench`: every benchmark behind BENCHMARKS.md, then its tables (about 45 minutes on 2 cores).
 
     .venv/bin/python -m bench.run_all [--quick]
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import kaltim_engine, vrplib_table
+from bench import kaltim_engine, replan, vrplib_table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> None:
             ["run", "--set", "cvrp", "--time-limit", "60", "--compare", "pyvrp", "--name", "cvrp-60s"]
         )
     kaltim_engine.main(["--time-limit", "12"])
+    replan.main([])
     vrplib_table.main(["render"])
     kaltim_engine.main(["--render"])
 

@@ -1,15 +1,17 @@
-"""Re-plan a plan under way when legs are blocked (or opened again) at a given moment.
+"""Re-plan a plan under way when legs are blocked (or opened again) at a given moment `at`.
 
-Everything before `at` is fixed. A trip back at base by then stays as it is. A trip under way keeps the stops
-it reached, finishes its current leg to the next node, and from there drives to its remaining stops in the same
-order over the open network, then home; a stop it can no longer reach, or no longer reach in time, is skipped
-and its goods go back to base (the trip's load then counts only what it delivered). Trips that have not left
-are dropped in a kabupaten the change touches and their goods are planned again by the dispatcher, starting
-from the state at `at`: goods at the warehouse, at PPKs and at ports, vehicles busy until their trip ends, the
-previous routes as the warm start. Kabupaten the change does not touch keep their plan.
+Everything before `at` is fixed: trips back at base, and every stop a vehicle reached. A trip under way
+finishes the leg it is on, keeps its schedule while its way is open, and from the first stop whose way is
+blocked drives to its remaining stops in the same order over open legs, then home; a stop it can no longer
+reach (or reach in time) is skipped and its goods go back to base (the trip's load then counts only what it
+delivered). A vehicle that cannot get home is `stranded_at` where it is, with the goods it still carries.
+Trips not yet started are kept unless they use a blocked leg, belong to a stranded or delayed vehicle, or
+start from a PPK or port whose goods now arrive differently; the goods of the dropped trips are planned again
+by the dispatcher from the state at `at` (goods at the warehouse, at PPKs and at ports, vehicles busy until
+their last kept trip ends), warm-started from the dropped routes.
 
-The new plan records the re-plan (`replan`: based on, at, blocked, unblocked) so the validator accepts a
-frozen leg travelled before the block. `plan_diff` lists what changed for the officer.
+The new plan records the change (`replan`: based on, at, blocked, unblocked), so the validator accepts a leg
+driven before it was blocked. `plan_diff` lists what changed for the officer.
 """
 
 from __future__ import annotations
