@@ -44,9 +44,9 @@ from planner.maps import (
     POINT_STYLES,
     MapContent,
     MapLayer,
-    _boundary_layers,
-    _feature,
+    boundary_layers,
     load_boundaries,
+    map_feature,
     render_map_html,
 )
 from planner.network import Network
@@ -569,7 +569,7 @@ def contingency_map_content(
         geometry = legs.at[row["leg_id"], "geometry"]
         if geometry is not None and not geometry.is_empty:
             by_class[impact_class(row)].append(
-                _feature(geometry, str(row["leg_id"]), _impact_rows(row, names), id=str(row["leg_id"]))
+                map_feature(geometry, str(row["leg_id"]), _impact_rows(row, names), id=str(row["leg_id"]))
             )
         for node in row["unserved_pps"].split():
             cut_by[node].append(str(row["leg_id"]))
@@ -587,12 +587,12 @@ def contingency_map_content(
                 ("To", f"{names.get(leg['to_node'], '')} ({leg['to_node']})"),
                 ("Status", status),
             ]
-            out.append(_feature(leg.geometry, str(leg_id), rows_))
+            out.append(map_feature(leg.geometry, str(leg_id), rows_))
         return out
 
     area = legs_in_kabupaten(network, inputs.kabupaten)
     blocked = legs.index[legs["status"] == "blocked"]
-    layers = list(_boundary_layers(load_boundaries(network.source) if network.source else None, lanal=False))
+    layers = list(boundary_layers(load_boundaries(network.source) if network.source else None, lanal=False))
     layers.append(
         MapLayer(
             "Legs not tested",
@@ -626,7 +626,7 @@ def contingency_map_content(
             "PPS a single leg can cut off",
             "point",
             [
-                _feature(
+                map_feature(
                     node.geometry,
                     names.get(str(node_id), str(node_id)),
                     [("Node", str(node_id)), ("Cut off when blocked", " ".join(cut_by[str(node_id)]))],

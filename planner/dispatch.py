@@ -235,12 +235,12 @@ def _solve_layer(
             v
             for v in layer.vehicles
             if v.base == shipment.origin
-            and np.isfinite(paths[v.type_id].hours_between(shipment.origin, shipment.destination))
+            and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
         ]
         candidates[s_index] = able
         if not able:
             missed[s_index] = Missed(
-                shipment.destination, "no_vehicle", f"no vehicle at {shipment.origin} reaches it"
+                shipment.destination, "no_vehicle", f"no vehicle at {shipment.origin} can get there and back"
             )
             continue
         biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
@@ -461,7 +461,7 @@ def _route_choice(
 ) -> tuple[str, str | None]:
     """('direct', None), ('hub', port) or (reason, None) for goods from origin to destination."""
     at_origin = [v for v in task.vehicles if v.base == origin and tier in v.kind.tiers]
-    if any(np.isfinite(paths[v.type_id].hours_between(origin, destination)) for v in at_origin):
+    if any(paths[v.type_id].there_and_back(origin, destination) for v in at_origin):
         return "direct", None
     best: tuple[float, str] | None = None
     vessels = [
@@ -470,16 +470,27 @@ def _route_choice(
         if v.base.startswith(("port:", "jetty:", "seaport:")) and tier in v.kind.tiers
     ]
     for hub in sorted({v.base for v in vessels}):
-        to_hub = [paths[v.type_id].hours_between(origin, hub) for v in at_origin]
-        onward = [paths[v.type_id].hours_between(hub, destination) for v in vessels if v.base == hub]
+        to_hub = [_there_and_back_hours(paths[v.type_id], origin, hub) for v in at_origin]
+        onward = [_there_and_back_hours(paths[v.type_id], hub, destination) for v in vessels if v.base == hub]
         cost = min(to_hub, default=math.inf) + min(onward, default=math.inf)
         if np.isfinite(cost) and (best is None or cost < best[0]):
             best = (cost, hub)
     if best is not None:
         return "hub", best[1]
-    if not np.isfinite(any_mode.hours_between(origin, destination)):
+    if not any_mode.there_and_back(origin, destination):
         return "unreachable", None
     return "no_vehicle", None
+
+
+def _there_and_back_hours(matrix: PathMatrix, a: str, b: str) -> float:
+    """Hours from a to b, or inf when there is no way back (a vehicle must return to its base)."""
+    return matrix.hours_between(a, b) if matrix.there_and_back(a, b) else math.inf
+
+
+def _unreachable_detail(origin: str, any_mode: PathMatrix, destination: str) -> str:
+    if np.isfinite(any_mode.hours_between(origin, destination)):
+        return f"open legs lead from {origin} to it but none lead back"
+    return f"no open leg of any mode joins {origin} and it"
 
 
 def _latest_drop(
@@ -603,7 +614,7 @@ def _plan_pass(
                 via_hub[(origin_of[dest], hub)].append(dest)
             else:
                 detail = (
-                    f"no open leg of any mode joins {origin_of[dest]} and it"
+                    _unreachable_detail(origin_of[dest], any_mode, dest)
                     if choice == "unreachable"
                     else f"no vehicle of the needed modes is based at {origin_of[dest]} or at a port"
                 )

@@ -165,7 +165,8 @@ def _rounded(geometry: Any) -> Any:
     return shapely.transform(geometry, lambda xy: np.round(xy, COORDINATE_DECIMALS))
 
 
-def _feature(geometry: Any, title: str, rows: Sequence[tuple[str, str]], **extra: Any) -> dict:
+def map_feature(geometry: Any, title: str, rows: Sequence[tuple[str, str]], **extra: Any) -> dict:
+    """A GeoJSON feature whose popup shows `title` and the (label, value) `rows`; the page inserts them as text."""
     properties: dict[str, Any] = {"t": title, "r": [[str(k), str(v)] for k, v in rows]}
     properties.update({k: v for k, v in extra.items() if v is not None})
     return {"type": "Feature", "geometry": mapping(_rounded(geometry)), "properties": properties}
@@ -263,7 +264,7 @@ def _leg_features(frame: pd.DataFrame, node_names: Mapping[str, str], blocked: b
             rows.append(("Rapids", "yes (riam)"))
         if _text(leg.get("note")):
             rows.append(("Note", _text(leg.get("note"))))
-        features.append(_feature(leg.geometry, str(leg_id), rows))
+        features.append(map_feature(leg.geometry, str(leg_id), rows))
     return features
 
 
@@ -272,13 +273,14 @@ def _boundary_features(frame: gpd.GeoDataFrame | None) -> list[dict]:
         return []
     simplified = frame.geometry.simplify(BOUNDARY_TOLERANCE_DEG, preserve_topology=True)
     return [
-        _feature(geom, _text(row["name"]), [("Code", _text(row["code"]))])
+        map_feature(geom, _text(row["name"]), [("Code", _text(row["code"]))])
         for geom, (_, row) in zip(simplified, frame.iterrows(), strict=True)
         if geom is not None and not geom.is_empty
     ]
 
 
-def _boundary_layers(boundaries: Boundaries | None, lanal: bool) -> list[MapLayer]:
+def boundary_layers(boundaries: Boundaries | None, lanal: bool) -> list[MapLayer]:
+    """The offline basemap: kabupaten (and, except for Lanal, kecamatan) boundary layers."""
     if boundaries is None:
         return []
     layers = [
@@ -425,7 +427,7 @@ def build_map_content(
         swatch=CHANGED_ROUTE_STYLE["color"],
     )
     layers = [
-        *_boundary_layers(boundaries, lanal),
+        *boundary_layers(boundaries, lanal),
         *_leg_layers(legs, blocked_ids, node_names, lanal),
         *([changed_layer] if changed_routes else []),
         *route_layers,
@@ -472,7 +474,7 @@ def _route_feature(
         for n, s in enumerate(drops, start=1)
     ]
     geometry = shapely.MultiLineString([g for _, g in parts])
-    return _feature(geometry, route.vehicle_id, rows, s={"color": colour}, a=1)
+    return map_feature(geometry, route.vehicle_id, rows, s={"color": colour}, a=1)
 
 
 def _point_layers(
@@ -485,7 +487,7 @@ def _point_layers(
 ) -> list[MapLayer]:
     def features(frame: pd.DataFrame) -> list[dict]:
         return [
-            _feature(
+            map_feature(
                 row.geometry,
                 _text(row["name"]) or str(node_id),
                 _node_rows(

@@ -79,6 +79,10 @@ class PathMatrix:
     def hours_between(self, a: str, b: str) -> float:
         return float(self.hours[self.source_index[a], self.node_index[b]])
 
+    def there_and_back(self, a: str, b: str) -> bool:
+        """True if open legs lead from a to b and back again (a river leg may be blocked one way only)."""
+        return bool(np.isfinite(self.hours_between(a, b) + self.hours_between(b, a)))
+
     def km_between(self, a: str, b: str) -> float:
         return float(self.km[self.source_index[a], self.node_index[b]])
 

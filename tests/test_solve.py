@@ -52,17 +52,44 @@ def test_a_cut_off_desa_is_unserved_as_unreachable_not_a_crash(tmp_path, solve_m
     jetty = next(n for n in trib["from_node"] if n.startswith("jetty:64.11.04"))
     cut = sorted(trib.index[(trib["from_node"] == jetty) | (trib["to_node"] == jetty)])
     desa = expect.network.nodes.loc[jetty, "host"]
-    scenario = tmp_path / "cut.yaml"
-    text = MAHULU.read_text(encoding="utf-8").replace("blocked_legs: []", f"blocked_legs: {json.dumps(cut)}")
-    text = text.replace("../networks", str(ROOT / "networks")).replace(
-        "common/", str(ROOT / "scenarios/common") + "/"
-    )
-    scenario.write_text(text, encoding="utf-8")
-    plan, cut_expect = solve_scenario(scenario)
+    plan, cut_expect = solve_scenario(mahulu_with_blocked_legs(tmp_path, cut))
     reasons = {u.node_id: u.reason for u in plan.unserved}
     assert reasons.get(desa) == "unreachable"
     assert sorted(plan.blocked_legs) == cut
     assert validate_plan(plan, cut_expect) == []
+
+
+def test_a_river_blocked_downstream_only_is_no_way_back_not_capacity(tmp_path, solve_mahulu, solve_scenario):
+    plan, expect = solve_mahulu
+    legs = expect.network.legs
+    used = {leg for r in plan.routes for leg in r.legs}
+    downstream = sorted(
+        leg for leg in used if legs.loc[leg, "mode"] == "river" and legs.loc[leg, "direction"] == "down"
+    )
+    blocked = downstream[len(downstream) // 2]
+    cut_plan, cut_expect = solve_scenario(mahulu_with_blocked_legs(tmp_path, [blocked]))
+    assert validate_plan(cut_plan, cut_expect) == []
+    assert cut_plan.unserved, "boats that can go up but not come back cannot serve the desa above the block"
+    assert {u.reason for u in cut_plan.unserved} == {"unreachable"}
+    assert any("none lead back" in u.detail for u in cut_plan.unserved)
+    # only the return is missing: the way up stays open
+    cut_legs = cut_expect.network.legs
+    back = (cut_legs["from_node"] == legs.loc[blocked, "to_node"]) & (
+        cut_legs["to_node"] == legs.loc[blocked, "from_node"]
+    )
+    assert list(cut_legs.loc[back, "status"]) == ["open"] and cut_legs.loc[blocked, "status"] == "blocked"
+
+
+def mahulu_with_blocked_legs(folder: Path, blocked: list[str]) -> Path:
+    scenario = folder / "blocked.yaml"
+    text = MAHULU.read_text(encoding="utf-8").replace(
+        "blocked_legs: []", f"blocked_legs: {json.dumps(blocked)}"
+    )
+    text = text.replace("../networks", str(ROOT / "networks")).replace(
+        "common/", str(ROOT / "scenarios/common") + "/"
+    )
+    scenario.write_text(text, encoding="utf-8")
+    return scenario
 
 
 def test_solve_and_validate_commands_write_a_plan_that_validates(tmp_path):

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from planner.batch import Backend, BatchOptions, BatchRow, run_batch
+from planner.commands.options import DeterministicOption, SchedulerOption, TimeLimitOption, WorkersOption
 from planner.contingency import (
     DEFAULT_TIME_LIMIT_S,
     UNSERVED_REASONS,
@@ -28,17 +29,6 @@ STAGE_LABELS = {
     "cases": "Re-planning with one leg blocked",
 }
 TOP_ROWS = 15
-
-WorkersOption = Annotated[
-    int | None, typer.Option("--workers", help="local processes (default: the scenario's solver.workers)")
-]
-SchedulerOption = Annotated[
-    str | None,
-    typer.Option(
-        "--scheduler",
-        help="run on a Dask distributed cluster instead, e.g. tcp://HOST:8786 (workers need the planner installed)",
-    ),
-]
 
 
 class RichProgress:
@@ -106,13 +96,8 @@ def batch(
     out: Annotated[Path, typer.Option("--out", help="one folder per scenario is made in here")] = Path(
         "out/batch"
     ),
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="seconds per kabupaten (default: each scenario's)")
-    ] = None,
-    deterministic: Annotated[
-        bool,
-        typer.Option("--deterministic", help="solution limits instead of the clock: same input, same plan"),
-    ] = False,
+    time_limit: TimeLimitOption = None,
+    deterministic: DeterministicOption = False,
     force: Annotated[
         bool,
         typer.Option("--force", help="solve again even if OUT/<name>/plan.json is of the same scenario file"),

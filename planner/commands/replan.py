@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from planner.commands.solve import _kabupaten_names, summary_table
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
+from planner.commands.solve import kabupaten_names, summary_table
 from planner.errors import InputError
 from planner.fileio import write_json
 from planner.plan import read_plan
@@ -71,14 +72,9 @@ def replan_command(
     scenario: Annotated[
         Path | None, typer.Option("--scenario", help="the plan's scenario file, if it has moved")
     ] = None,
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="seconds per kabupaten (default: the scenario's)")
-    ] = None,
-    workers: Annotated[int | None, typer.Option(help="parallel processes (default: the scenario's)")] = None,
-    deterministic: Annotated[
-        bool,
-        typer.Option("--deterministic", help="solution limits instead of the clock: same input, same plan"),
-    ] = False,
+    time_limit: TimeLimitOption = None,
+    workers: WorkersOption = None,
+    deterministic: DeterministicOption = False,
 ) -> None:
     """Keep everything before --at, re-route the vehicles under way and plan the rest around the blocked legs."""
     console = Console()
@@ -117,7 +113,7 @@ def replan_command(
     problems = validate_plan(new, expect)
     written = write_outputs(new, inputs, out, changed=changed_trips(plan, new))
     written.append(write_json(out / "diff.json", diff))
-    console.print(summary_table(new, _kabupaten_names(inputs)))
+    console.print(summary_table(new, kabupaten_names(inputs)))
     console.print(diff_table(diff))
     km = ", ".join(f"{mode} {value:+,.1f}" for mode, value in diff["km_added_by_mode"].items() if value)
     console.print(f"km added per mode: {km or 'none'}", highlight=False)

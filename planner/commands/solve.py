@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
 from planner.plan import Plan, read_plan
 from planner.scenario import ScenarioInputs, load_inputs, load_scenario
 from planner.solve import (
@@ -25,7 +26,7 @@ from planner.solve import (
 from planner.validate import validate_plan
 
 
-def _kabupaten_names(inputs: ScenarioInputs) -> dict[str, str]:
+def kabupaten_names(inputs: ScenarioInputs) -> dict[str, str]:
     frame = inputs.demand.ppk[["kabupaten_code", "kabupaten_name"]].drop_duplicates()
     short = frame["kabupaten_name"].str.replace(r"^(Kabupaten|Kota) ", "", regex=True)
     return dict(zip(frame["kabupaten_code"], short, strict=True))
@@ -68,14 +69,9 @@ def solve(
     out: Annotated[Path, typer.Option("--out", help="folder for plan.json, CSV, manifests and map")] = Path(
         "out/plan"
     ),
-    time_limit: Annotated[
-        float | None, typer.Option("--time-limit", help="seconds per kabupaten (default: the scenario's)")
-    ] = None,
-    workers: Annotated[int | None, typer.Option(help="parallel processes (default: the scenario's)")] = None,
-    deterministic: Annotated[
-        bool,
-        typer.Option("--deterministic", help="solution limits instead of the clock: same input, same plan"),
-    ] = False,
+    time_limit: TimeLimitOption = None,
+    workers: WorkersOption = None,
+    deterministic: DeterministicOption = False,
 ) -> None:
     """Schedule every vehicle so that the 14 items reach every PPK and PPS before the deadlines."""
     console = Console()
@@ -85,7 +81,7 @@ def solve(
     expect = expectations(inputs)
     settings = search_settings(inputs, time_limit, True if deterministic else None)
     tasks = kabupaten_tasks(inputs, expect, settings)
-    names = _kabupaten_names(inputs)
+    names = kabupaten_names(inputs)
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
