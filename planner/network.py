@@ -727,21 +727,27 @@ class NetworkReport:
     legs_per_mode: dict[str, int]
     km_per_mode: dict[str, float]
     blocked_legs: int
-    unreachable: list[tuple[str, str, str]]  # (pps node id, name, warehouse)
+    unreachable: list[tuple[str, str, str, str]]  # (pps node id, name, warehouse, why)
 
 
-def unreachable_pps(network: Network) -> list[tuple[str, str, str]]:
-    """PPS that their kabupaten warehouse cannot reach over open legs of any mode."""
+def unreachable_pps(network: Network) -> list[tuple[str, str, str, str]]:
+    """PPS that their kabupaten warehouse cannot reach, or cannot come back from, over open legs of any mode."""
     from planner.paths import ALL_MODES_SPEEDS, shortest_paths
 
-    warehouses = sorted(network.nodes_of_kind("warehouse").index)
-    matrix = shortest_paths(network, ALL_MODES_SPEEDS, sources=warehouses)
     pps = network.nodes_of_kind("pps")
+    warehouses = sorted(network.nodes_of_kind("warehouse").index)
+    outward = shortest_paths(network, ALL_MODES_SPEEDS, sources=warehouses)
+    back = shortest_paths(network, ALL_MODES_SPEEDS, sources=sorted(pps.index))
     out = []
     for node_id, row in pps.iterrows():
         wh = network.warehouse_of(row["kabupaten_code"])
-        if wh not in matrix.source_index or not math.isfinite(matrix.hours_between(wh, node_id)):
-            out.append((str(node_id), str(row["name"]), wh))
+        if wh not in outward.source_index or not math.isfinite(outward.hours_between(wh, node_id)):
+            why = "no open leg leads there"
+        elif not math.isfinite(back.hours_between(node_id, wh)):
+            why = "no open leg leads back"
+        else:
+            continue
+        out.append((str(node_id), str(row["name"]), wh, why))
     return out
 
 

@@ -158,6 +158,9 @@ def test_blocking_changes_the_path_and_can_cut_a_desa_off(built):
     unreachable = [u[0] for u in check_network(cut).unreachable]
     assert unreachable == [net.nodes.loc[desa_jetty, "host"]]
     assert net.unblocked([]).legs["status"].eq("open").all()
+    leaving = [leg for leg in pair if net.legs.loc[leg, "from_node"] == desa_jetty]
+    one_way = check_network(net.blocked(leaving)).unreachable
+    assert [(u[0], u[3]) for u in one_way] == [(net.nodes.loc[desa_jetty, "host"], "no open leg leads back")]
 
 
 def test_check_cli_names_unreachable_pps_and_exits_1():

@@ -56,11 +56,13 @@ def check(
     table.add_row("legs blocked", str(report.blocked_legs), "")
     console.print(table)
     if report.unreachable:
-        console.print(f"[bold red]{len(report.unreachable)} PPS cannot be reached from their warehouse:[/]")
-        for node_id, name, warehouse in report.unreachable:
-            console.print(f"  {node_id} ({name}) from {warehouse}", markup=False, highlight=False)
+        console.print(
+            f"[bold red]{len(report.unreachable)} PPS cannot be reached from their warehouse and back:[/]"
+        )
+        for node_id, name, warehouse, why in report.unreachable:
+            console.print(f"  {node_id} ({name}) from {warehouse}: {why}", markup=False, highlight=False)
         raise typer.Exit(1)
-    console.print("Every PPS can be reached from its kabupaten warehouse over open legs.")
+    console.print("Every PPS can be reached from its kabupaten warehouse and back over open legs.")
 
 
 def register(app: typer.Typer) -> None:
