@@ -24,7 +24,8 @@ import pandas as pd
 
 from planner.dispatch import KabupatenResult, KabupatenTask
 from planner.errors import InputError
-from planner.plan import file_hash, read_plan, write_csv
+from planner.fileio import write_csv
+from planner.plan import file_hash, read_plan
 from planner.scenario import Scenario, ScenarioInputs, display_path, load_inputs, load_scenario
 from planner.solve import (
     assemble_plan,

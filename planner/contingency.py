@@ -38,7 +38,7 @@ import planner
 from planner.batch import Backend, NoProgress, Progress, run_jobs
 from planner.dispatch import KabupatenResult, KabupatenTask, plan_kabupaten
 from planner.errors import InputError
-from planner.fileio import write_json, write_text
+from planner.fileio import write_csv, write_json, write_text
 from planner.maps import (
     LEG_STYLES,
     POINT_STYLES,
@@ -50,7 +50,6 @@ from planner.maps import (
     render_map_html,
 )
 from planner.network import Network
-from planner.plan import write_csv
 from planner.scenario import ScenarioInputs, display_path, load_inputs, load_scenario
 from planner.search import SearchSettings
 from planner.solve import expectations, kabupaten_tasks, search_settings

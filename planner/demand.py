@@ -26,7 +26,7 @@ import shapely
 
 from planner.catalog import Item
 from planner.errors import InputError
-from planner.fileio import write_with
+from planner.fileio import write_csv
 from planner.network import load_config
 
 MAX_VOTERS_PER_TPS = 600  # PKPU 2024: at most 600 voters per TPS in the Pilkada
@@ -540,9 +540,4 @@ def write_demand(demand: Demand, folder: str | Path) -> list[Path]:
         "demand-ppk.csv": demand.ppk,
         "demand-kabupaten.csv": demand.kabupaten_totals(),
     }
-    return [
-        write_with(
-            folder / name, lambda tmp, frame=frame: frame.to_csv(tmp, index=False, lineterminator="\n")
-        )
-        for name, frame in frames.items()
-    ]
+    return [write_csv(frame, folder / name) for name, frame in frames.items()]

@@ -13,6 +13,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
@@ -54,3 +58,20 @@ def write_with(target: str | Path, writer: Callable[[Path], None]) -> Path:
     with atomic_path(target) as tmp:
         writer(tmp)
     return Path(target)
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """Text a spreadsheet will not run as a formula: a name like `=HYPERLINK(...)` gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and value != "-":
+        return "'" + value
+    return value
+
+
+def write_csv(frame: pd.DataFrame, target: str | Path) -> Path:
+    """A UTF-8 CSV that Excel opens safely: text cells that look like formulas are quoted (see spreadsheet_text)."""
+    safe = frame.copy()
+    for column in safe.select_dtypes(include=["object", "string"]).columns:
+        safe[column] = safe[column].map(spreadsheet_text)
+    return write_with(
+        target, lambda tmp: safe.to_csv(tmp, index=False, encoding="utf-8", lineterminator="\n")
+    )

@@ -16,7 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planner.errors import InputError
-from planner.fileio import write_text, write_with
+from planner.fileio import write_text
 
 PLAN_FORMAT = "kpu-logistics-plan"
 PLAN_VERSION = 1
@@ -170,7 +170,3 @@ def legs_frame(plan: Plan) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["vehicle_id", "vehicle_type", "kabupaten_code", "tier", "trip", "seq", "leg_id"]
     )
-
-
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    return write_with(path, lambda tmp: frame.to_csv(tmp, index=False, encoding="utf-8"))

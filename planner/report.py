@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import InputError
-from planner.fileio import write_bytes, write_with
+from planner.fileio import write_bytes, write_csv, write_with
 from planner.plan import Plan, Route
 
 ACTIVITY_UNLOAD = "unload"
@@ -462,7 +462,9 @@ def _sheet_from_frame(sheet: Any, frame: pd.DataFrame, header_row: int, headers:
         cell.font, cell.fill = bold, fill
     for r, values in enumerate(frame.itertuples(index=False), start=header_row + 1):
         for c, value in enumerate(values, start=1):
-            sheet.cell(row=r, column=c, value=_cell(value))
+            cell = sheet.cell(row=r, column=c, value=_cell(value))
+            if cell.data_type == "f":  # text from data, never a formula
+                cell.data_type = "s"
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
     for col, title in enumerate(headers, start=1):
         values = [str(title)] + [str(v) for v in frame.iloc[:, col - 1].tolist()[:500]]
@@ -671,9 +673,7 @@ def write_reports(
     stems = _unique_stems(grouped)
     for vehicle, routes in grouped.items():
         frame = manifest_frame(routes, network, infos, info)
-        written.append(
-            write_with(manifests / f"{stems[vehicle]}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
-        )
+        written.append(write_csv(frame, manifests / f"{stems[vehicle]}.csv"))
         written.append(
             write_manifest_xlsx(frame, routes, plan, infos, network, manifests / f"{stems[vehicle]}.xlsx")
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
+from planner.fileio import write_csv
 from planner.maps import load_boundaries, write_map
 from planner.operations import VehicleKind, VehicleSpec
 from planner.plan import (
@@ -25,7 +26,6 @@ from planner.plan import (
     file_hash,
     legs_frame,
     stops_frame,
-    write_csv,
     write_plan,
 )
 from planner.report import write_reports
