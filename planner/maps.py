@@ -99,6 +99,7 @@ BOUNDARY_STYLES: dict[str, dict[str, Any]] = {
     "kabupaten": {"color": "#333333", "weight": 2, "fill": True, "fillColor": "#f5f0e1", "fillOpacity": 0.6},
     "kecamatan": {"color": "#999999", "weight": 0.8, "fill": False, "dashArray": "3 3"},
 }
+DATA_ELEMENT_ID = "planner-map-data"  # the <script type="application/json"> that holds all the page draws
 ROUTE_STYLE = {"weight": 4, "opacity": 0.9}
 CHANGED_ROUTE_STYLE = {"color": "#ff7f00", "weight": 11, "opacity": 0.45}
 
@@ -806,20 +807,40 @@ def _leaflet_assets() -> tuple[str, str]:
     return script, css
 
 
+_SLOT = re.compile(r"@@planner-slot-([a-z_]+)@@")
+
+
+def _slot(name: str) -> str:
+    """A marker that folium renders as plain text and `_fill_slots` replaces after rendering."""
+    return f"@@planner-slot-{name}@@"
+
+
+def _fill_slots(rendered: str, values: Mapping[str, str]) -> str:
+    """Replace each slot marker of the rendered page by its value, in one pass.
+
+    The values (page data, title, scripts) never go through a template engine: branca renders the script
+    of a page a second time, so anything put there as template text would be evaluated. Text inserted here
+    is not scanned again, so a marker inside the data stays as it is.
+    """
+    found = _SLOT.findall(rendered)
+    if sorted(found) != sorted(values):
+        raise RuntimeError(f"map page slots {sorted(found)} do not match {sorted(values)}")
+    return _SLOT.sub(lambda match: values[match.group(1)], rendered)
+
+
 class _PlannerLayers(MacroElement):
-    """Adds the planner's layers, layer control and legend to the folium map, from one JSON blob."""
+    """Calls the planner's page script on the folium map; code and data are slots filled after rendering."""
 
     _template = Template(
         "{% macro script(this, kwargs) %}\n"
-        "{{ this.code }}({{ this._parent.get_name() }}, {{ this.data }});\n"
+        "(" + _slot("page_js") + ")({{ this._parent.get_name() }}, "
+        f'JSON.parse(document.getElementById("{DATA_ELEMENT_ID}").textContent));\n'
         "{% endmacro %}"
     )
 
-    def __init__(self, data: dict[str, Any]):
+    def __init__(self) -> None:
         super().__init__()
         self._name = "PlannerLayers"
-        self.code = _PAGE_JS.strip()
-        self.data = _script_json(data)
 
 
 def _fix_element_ids(element: Any, counter: list[int]) -> None:
@@ -831,7 +852,11 @@ def _fix_element_ids(element: Any, counter: list[int]) -> None:
 
 
 def render_map_html(content: MapContent) -> str:
-    """The self-contained HTML page for `content`."""
+    """The self-contained HTML page for `content`.
+
+    folium lays out the page and creates the Leaflet map; everything from data (and the inlined assets)
+    is put in afterwards by `_fill_slots`, so no string from a plan or a network is ever template text.
+    """
     leaflet_js, leaflet_css = _leaflet_assets()
     min_x, min_y, max_x, max_y = content.bounds
     fmap = folium.Map(
@@ -843,13 +868,27 @@ def render_map_html(content: MapContent) -> str:
     fmap.default_js = []
     fmap.default_css = []
     figure = fmap.get_root()
-    figure.title = html.escape(content.title)
-    figure.header.add_child(Element(f"<style>{leaflet_css}</style>"), name="leaflet_css")
-    figure.header.add_child(Element(f"<style>{_PAGE_CSS}</style>"), name="planner_css")
-    figure.header.add_child(Element(f"<script>{leaflet_js}</script>"), name="leaflet_js")
-    fmap.add_child(_PlannerLayers(_page_data(content)))
+    figure.title = _slot("title")
+    figure.header.add_child(Element(f"<style>{_slot('leaflet_css')}</style>"), name="leaflet_css")
+    figure.header.add_child(Element(f"<style>{_slot('page_css')}</style>"), name="planner_css")
+    figure.header.add_child(Element(f"<script>{_slot('leaflet_js')}</script>"), name="leaflet_js")
+    figure.header.add_child(
+        Element(f'<script type="application/json" id="{DATA_ELEMENT_ID}">{_slot("data")}</script>'),
+        name="planner_data",
+    )
+    fmap.add_child(_PlannerLayers())
     _fix_element_ids(figure, [0])
-    return figure.render()
+    return _fill_slots(
+        figure.render(),
+        {
+            "title": html.escape(content.title),
+            "leaflet_css": leaflet_css,
+            "page_css": _PAGE_CSS,
+            "leaflet_js": leaflet_js,
+            "page_js": _PAGE_JS.strip(),
+            "data": _script_json(_page_data(content)),
+        },
+    )
 
 
 def write_map(

@@ -1,0 +1,294 @@
+"""Issue 16 sections 1-2: nothing read from data is ever evaluated on the way out.
+
+Every string a plan, a network or a catalog brings (desa and warehouse names, vehicle ids and types, leg ids
+and notes, unserved reasons and details, the scenario name, item names) is put into the maps, manifests and
+summaries as text: not as template text (a `{{ ... }}` shows as written and runs nothing), not as HTML (a
+`<script>` shows as text), not as a spreadsheet formula (an `=HYPERLINK(...)` is a text cell).
+Each test runs in its own temporary folder, where a template that ran would leave `pwned.txt`.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from planner.cli import build_app
+from planner.contingency import leg_facts, leg_impact, ranked, write_contingency_map, write_impact_csv
+from planner.maps import DATA_ELEMENT_ID, build_map_content, load_boundaries, render_map_html, write_map
+from planner.network import Network, build_network, load_network, write_network
+from planner.plan import Plan, write_plan
+from planner.report import write_reports
+from planner.solve import write_outputs
+
+ROOT = Path(__file__).resolve().parent.parent
+KALTIM = ROOT / "networks" / "kaltim"
+
+MATH = "{{ 7*7 }}"
+POPEN = "{{ cycler.__init__.__globals__.os.popen('id > pwned.txt').read() }}"
+STATEMENT = "{% for x in range(3) %}loop{% endfor %}{# gone #}"
+SCRIPT = "<script>alert(1)</script>"
+END_SCRIPT = "</script><b>after</b>"
+FORMULA = '=HYPERLINK("http://evil.example/x","klik")'
+TEMPLATES = (MATH, POPEN, STATEMENT)
+EVERYTHING = (*TEMPLATES, SCRIPT, END_SCRIPT, FORMULA)
+
+
+# ---------------------------------------------------------------- hostile inputs
+
+
+def hostile_network(network: Network) -> Network:
+    """`network` with every desa, PPK, warehouse and port renamed to a hostile string and hostile leg notes."""
+    nodes = network.nodes.copy()
+    names = {
+        "pps:64.99.01.2001": MATH,
+        "pps:64.99.01.2002": POPEN,
+        "pps:64.99.02.2001": STATEMENT,
+        "pps:64.99.02.2002": SCRIPT,
+        "pps:64.99.02.2003": END_SCRIPT,
+        "ppk:64.99.01": FORMULA,
+        "ppk:64.99.02": f"PPK {POPEN}",
+        "wh:64.99": f"Gudang {MATH} {END_SCRIPT}",
+        "port:lanal_sangatta": f"Lanal {POPEN}",
+        "seaport:64.99.02.2002": f"Dermaga {FORMULA}",
+    }
+    for node_id, name in names.items():
+        nodes.loc[node_id, "name"] = name
+    legs = network.legs.copy()
+    legs["note"] = POPEN
+    return replace(network, nodes=nodes, legs=legs)
+
+
+def hostile_plan(plan: Plan) -> Plan:
+    """`plan` with every free-text field hostile: scenario name, vehicle ids and types, unserved reason text."""
+    bad = plan.model_copy(deep=True)
+    bad.scenario.name = f"{POPEN} {SCRIPT}"
+    payloads = [MATH, POPEN, STATEMENT, FORMULA, END_SCRIPT]
+    for index, route in enumerate(bad.routes):
+        route.vehicle_id = f"{payloads[index % len(payloads)]} #{index}"
+        route.vehicle_type = payloads[(index + 1) % len(payloads)]
+    bad.unserved[0].detail = f"{POPEN} {FORMULA}"
+    return bad
+
+
+def hostile_items(items: list[dict]) -> list[dict]:
+    out = [dict(item) for item in items]
+    out[0]["name"] = f"{FORMULA}"
+    out[1]["name"] = f"Surat {MATH}"
+    return out
+
+
+# ---------------------------------------------------------------- reading what was written
+
+
+def page_data(page: str) -> dict[str, Any]:
+    """The JSON the map page draws from (its one application/json script)."""
+    match = re.search(
+        rf'<script type="application/json" id="{DATA_ELEMENT_ID}">(.*?)</script>', page, flags=re.DOTALL
+    )
+    assert match is not None, "the map page has no data element"
+    return json.loads(match.group(1))
+
+
+def strings(value: Any) -> list[str]:
+    """Every string inside a JSON value, as written and with HTML entities decoded (legend, layer names)."""
+    if isinstance(value, str):
+        return [value, html.unescape(value)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def assert_literal(page: str, payloads: tuple[str, ...]) -> None:
+    """Each payload is in the page's data as written, and outside the data element nothing of it shows."""
+    texts = strings(page_data(page))
+    for payload in payloads:
+        assert any(payload in text for text in texts), f"{payload!r} did not reach the page as text"
+    outside = re.sub(
+        r'<script type="application/json".*?</script>|<title>.*?</title>', "", page, flags=re.DOTALL
+    )
+    for payload in (*TEMPLATES, SCRIPT, END_SCRIPT):
+        assert payload not in outside
+    title = re.search(r"<title>(.*?)</title>", page, flags=re.DOTALL)
+    assert title is not None and "<" not in title.group(1)
+    assert page.count("<script") == page.count("</script>")  # no name closed a script early
+
+
+def assert_nothing_ran(*folders: Path) -> None:
+    for folder in folders:
+        assert not (folder / "pwned.txt").exists(), f"a template ran a command in {folder}"
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch) -> Path:
+    """Work in a fresh folder: a command run by a template would write pwned.txt here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ---------------------------------------------------------------- 1. no template evaluation
+
+
+@pytest.mark.parametrize("audience", ["kpu", "lanal"])
+def test_templates_in_names_and_plan_fields_come_out_literal(
+    in_tmp, audience, maps_plan, maps_network, maps_node_info, maps_items, maps_boundaries
+):
+    network = hostile_network(maps_network)
+    plan = hostile_plan(maps_plan)
+    boundaries = replace(
+        maps_boundaries, kabupaten=maps_boundaries.kabupaten.assign(name=f"Kabupaten {MATH} {POPEN}")
+    )
+    page = write_map(
+        plan,
+        network,
+        maps_node_info,
+        audience,
+        in_tmp / "map.html",
+        items=hostile_items(maps_items),
+        boundaries=boundaries,
+    ).read_text(encoding="utf-8")
+    assert_nothing_ran(in_tmp, ROOT)
+    assert "49" not in [t.strip() for t in strings(page_data(page))]
+    expected = (MATH, POPEN) if audience == "lanal" else (*TEMPLATES, SCRIPT, END_SCRIPT, FORMULA)
+    assert_literal(page, expected)
+    data = page_data(page)
+    titles = {
+        f["properties"].get("id"): f["properties"]["t"] for layer in data["layers"] for f in layer["features"]
+    }
+    if audience == "kpu":
+        assert titles["pps:64.99.01.2001"] == MATH
+        assert titles["pps:64.99.01.2002"] == POPEN
+        assert titles["pps:64.99.02.2001"] == STATEMENT
+        assert titles["pps:64.99.02.2003"] == END_SCRIPT
+        unserved = next(
+            f
+            for layer in data["layers"]
+            for f in layer["features"]
+            if f["properties"].get("id") == "pps:64.99.02.2003"
+        )
+        assert any(POPEN in value and FORMULA in value for _, value in unserved["properties"]["r"])
+    else:
+        assert titles["port:lanal_sangatta"] == f"Lanal {POPEN}"
+
+
+def test_a_template_made_of_the_page_markers_stays_text(in_tmp, maps_plan, maps_network):
+    """The page's own slot markers in a name are not filled: inserted text is never scanned again."""
+    network = hostile_network(maps_network)
+    nodes = network.nodes.copy()
+    nodes.loc["pps:64.99.01.2001", "name"] = "@@planner-slot-data@@ @@planner-slot-leaflet_js@@"
+    page = render_map_html(build_map_content(maps_plan, replace(network, nodes=nodes), None, "kpu"))
+    titles = [f["properties"]["t"] for layer in page_data(page)["layers"] for f in layer["features"]]
+    assert "@@planner-slot-data@@ @@planner-slot-leaflet_js@@" in titles
+    assert len(page) < 2 * len(render_map_html(build_map_content(maps_plan, network, None, "kpu")))
+
+
+def test_map_and_report_commands_on_a_hostile_plan_json_run_nothing(
+    in_tmp, maps_plan, maps_network, maps_node_info
+):
+    network_path = write_network(hostile_network(maps_network), in_tmp / "net" / "network.gpkg")
+    plan = hostile_plan(maps_plan).model_copy(update={"network": str(network_path)})
+    plan_path = write_plan(plan, in_tmp / "plan.json")
+    maps_node_info.to_csv(in_tmp / "demand-pps.csv", index=False)
+    app = build_app()
+    for args in (["map", str(plan_path)], ["map", str(plan_path), "--audience", "lanal"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, ["report", str(plan_path), "--maps", "--out", str(in_tmp / "out")])
+    assert result.exit_code == 0, result.output
+    assert_nothing_ran(in_tmp, in_tmp / "out", ROOT)
+    assert_literal((in_tmp / "map-kpu.html").read_text(encoding="utf-8"), (*TEMPLATES, SCRIPT, END_SCRIPT))
+    assert_literal((in_tmp / "out" / "map-kpu.html").read_text(encoding="utf-8"), (MATH, POPEN))
+    assert_literal((in_tmp / "map-lanal.html").read_text(encoding="utf-8"), (POPEN,))
+
+
+def _fake_inputs(network: Network, items: list[dict], node_info: pd.DataFrame) -> SimpleNamespace:
+    pps = node_info[node_info["node_id"].str.startswith("pps:")]
+    ppk = node_info[node_info["node_id"].str.startswith("ppk:")]
+    return SimpleNamespace(network=network, items=items, demand=SimpleNamespace(pps=pps, ppk=ppk))
+
+
+def test_solve_and_replan_outputs_of_a_hostile_plan_are_literal(
+    in_tmp, maps_plan, maps_network, maps_node_info, maps_items
+):
+    """write_outputs is what `solve` and `replan` write: plan.json, CSVs, manifests, summaries, maps."""
+    network = load_network(write_network(hostile_network(maps_network), in_tmp / "net" / "network.gpkg"))
+    plan = hostile_plan(maps_plan)
+    changed = [(plan.routes[0].vehicle_id, 1)]
+    written = write_outputs(
+        plan,
+        _fake_inputs(network, hostile_items(maps_items), maps_node_info),
+        in_tmp / "out",
+        changed=changed,
+    )
+    assert_nothing_ran(in_tmp, in_tmp / "out", ROOT)
+    assert_literal((in_tmp / "out" / "map-kpu.html").read_text(encoding="utf-8"), EVERYTHING)
+    stops = (in_tmp / "out" / "stops.csv").read_text(encoding="utf-8")
+    assert MATH in stops and POPEN in stops
+    unserved = list(csv.DictReader((in_tmp / "out" / "unserved.csv").open(encoding="utf-8")))
+    assert unserved[0]["detail"] == f"{POPEN} {FORMULA}"
+    assert any(p.suffix == ".xlsx" for p in written)
+
+
+def test_the_contingency_map_shows_hostile_names_as_text(in_tmp, maps_network):
+    network = hostile_network(maps_network)
+    baseline = {
+        "64.99": {
+            "km_by_mode": {"road": 10.0, "river": 0.0, "sea": 0.0, "access": 0.0},
+            "travel_hours": 1.0,
+            "vehicle_hours": 2.0,
+            "pps_arrival": {"pps:64.99.01.2002": 100},
+            "unserved": {},
+            "trips_on_leg": {"road:ppk:64.99.01-pps:64.99.01.2001": 1},
+        }
+    }
+    case = {
+        "replanned": ["64.99"],
+        "kabupaten": {"64.99": {**baseline["64.99"], "unserved": {"pps:64.99.01.2002": "unreachable"}}},
+    }
+    leg = "road:ppk:64.99.01-pps:64.99.01.2001"
+    rows = ranked([leg_impact(leg, baseline, case, pps_deadline=800)])
+    rows = [{**leg_facts(network, row["leg_id"]), **row} for row in rows]
+    inputs = SimpleNamespace(scenario=SimpleNamespace(name=f"{MATH} {SCRIPT}"), kabupaten=["64.99"])
+    page = write_contingency_map(rows, network, inputs, in_tmp / "contingency-map.html").read_text(
+        encoding="utf-8"
+    )
+    assert_nothing_ran(in_tmp, ROOT)
+    assert_literal(page, (MATH, POPEN, SCRIPT, FORMULA))
+    csv_text = write_impact_csv(rows, in_tmp / "contingency.csv").read_text(encoding="utf-8")
+    assert "'" + FORMULA.replace('"', '""') in csv_text  # the PPK's name, quoted as text
+
+
+@pytest.mark.skipif(not (KALTIM / "network.yaml").is_file(), reason="networks/kaltim missing")
+def test_a_desa_name_in_desa_geojson_survives_network_build_as_text(tmp_path, monkeypatch, maps_kaltim_plan):
+    folder = tmp_path / "kaltim"
+    shutil.copytree(KALTIM, folder, ignore=shutil.ignore_patterns("network.gpkg"))
+    desa = folder / "source" / "desa.geojson"
+    collection = json.loads(desa.read_text(encoding="utf-8"))
+    bontang = [f for f in collection["features"] if f["properties"]["code"].startswith("64.74.")]
+    bontang[0]["properties"]["name"] = POPEN
+    bontang[1]["properties"]["name"] = MATH
+    desa.write_text(json.dumps(collection), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    network = build_network(folder)
+    node = f"pps:{bontang[0]['properties']['code']}"
+    assert network.nodes.at[node, "name"] == POPEN
+    plan = maps_kaltim_plan(network, kabupaten="64.74")
+    page = write_map(
+        plan, network, None, "kpu", tmp_path / "map.html", boundaries=load_boundaries(folder)
+    ).read_text(encoding="utf-8")
+    assert_nothing_ran(tmp_path, ROOT)
+    assert_literal(page, (POPEN, MATH))
+    write_reports(plan, network, None, None, tmp_path / "reports")
+    assert_nothing_ran(tmp_path, ROOT)
