@@ -143,7 +143,7 @@ def test_html_is_offline_and_escaped(maps_plan, maps_network, maps_node_info, ma
         assert raw not in page
     assert "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e" in page
     assert "uji-&lt;b&gt;synthetic&lt;/b&gt;" in page  # the page title
-    assert page.count("<script>") == page.count("</script>")
+    assert page.count("<script") == page.count("</script>")
 
 
 def test_map_is_deterministic(tmp_path, maps_plan, maps_network, maps_node_info, maps_items):
