@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from planner.errors import InputError
-from planner.fileio import write_bytes, write_csv, write_with
+from planner.fileio import FORMULA_STARTS, write_bytes, write_csv, write_with
 from planner.plan import Plan, Route
 
 ACTIVITY_UNLOAD = "unload"
@@ -458,18 +458,30 @@ def _sheet_from_frame(sheet: Any, frame: pd.DataFrame, header_row: int, headers:
     bold = Font(bold=True)
     fill = PatternFill("solid", fgColor="DDDDDD")
     for col, title in enumerate(headers, start=1):
-        cell = sheet.cell(row=header_row, column=col, value=title)
+        cell = text_cell(sheet, header_row, col, title)
         cell.font, cell.fill = bold, fill
     for r, values in enumerate(frame.itertuples(index=False), start=header_row + 1):
         for c, value in enumerate(values, start=1):
-            cell = sheet.cell(row=r, column=c, value=_cell(value))
-            if cell.data_type == "f":  # text from data, never a formula
-                cell.data_type = "s"
+            text_cell(sheet, r, c, _cell(value))
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1)
     for col, title in enumerate(headers, start=1):
         values = [str(title)] + [str(v) for v in frame.iloc[:, col - 1].tolist()[:500]]
         width = min(max(len(v) for v in values) + 2, 48)
         sheet.column_dimensions[sheet.cell(row=header_row, column=col).column_letter].width = width
+
+
+def text_cell(sheet: Any, row: int, column: int, value: Any) -> Any:
+    """Put `value` in a worksheet cell so that a text from data is never a formula.
+
+    openpyxl stores a string starting with `=` as a formula; such a cell is made a string cell instead, and
+    every text that a spreadsheet would read as a formula (=, +, -, @, TAB, CR) gets Excel's quote prefix,
+    so it stays text even when someone edits the cell. Returns the cell.
+    """
+    cell = sheet.cell(row=row, column=column, value=value)
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+    return cell
 
 
 def _cell(value: Any) -> Any:
@@ -509,7 +521,7 @@ def write_manifest_xlsx(
         f"Scenario: {plan.scenario.name}   Trips: {len(routes)}",
     ]
     for row, text in enumerate(lines, start=1):
-        sheet.cell(row=row, column=1, value=text).font = Font(bold=row == 1, size=13 if row == 1 else 11)
+        text_cell(sheet, row, 1, text).font = Font(bold=row == 1, size=13 if row == 1 else 11)
     header_row = len(lines) + 2
     _sheet_from_frame(sheet, frame, header_row, _display_headers(frame, items))
     bold = Font(bold=True)
@@ -534,8 +546,8 @@ def write_summary_xlsx(
     workbook.remove(workbook.active)
     for name, frame in sheets.items():
         sheet = workbook.create_sheet(name[:31])
-        sheet.cell(row=1, column=1, value=f"{title} - {name}").font = Font(bold=True, size=13)
-        sheet.cell(row=2, column=1, value=f"Scenario: {plan.scenario.name}")
+        text_cell(sheet, 1, 1, f"{title} - {name}").font = Font(bold=True, size=13)
+        text_cell(sheet, 2, 1, f"Scenario: {plan.scenario.name}")
         _sheet_from_frame(sheet, frame, 4, _display_headers(frame, items))
     return _write_workbook(workbook, target, plan.calendar.start)
 

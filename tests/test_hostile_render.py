@@ -14,6 +14,7 @@ import html
 import json
 import re
 import shutil
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -292,3 +293,129 @@ def test_a_desa_name_in_desa_geojson_survives_network_build_as_text(tmp_path, mo
     assert_literal(page, (POPEN, MATH))
     write_reports(plan, network, None, None, tmp_path / "reports")
     assert_nothing_ran(tmp_path, ROOT)
+
+
+# ---------------------------------------------------------------- 2. no spreadsheet formulas from data
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def xlsx_sheets(path: Path) -> dict[str, str]:
+    """The worksheet XML and shared strings of a workbook, by member name."""
+    with zipfile.ZipFile(path) as archive:
+        return {
+            name: archive.read(name).decode("utf-8")
+            for name in archive.namelist()
+            if name.startswith("xl/worksheets/") or name == "xl/sharedStrings.xml"
+        }
+
+
+def assert_no_formulas(path: Path, *texts: str) -> None:
+    """No `<f>` element in any sheet of `path`, and each of `texts` is a string cell (with the quote prefix)."""
+    members = xlsx_sheets(path)
+    for name, xml in members.items():
+        assert "<f>" not in xml and "<f " not in xml, f"{path.name}:{name} has a formula"
+    strings_xml = members.get("xl/sharedStrings.xml", "") + "".join(members.values())
+    for text in texts:
+        assert html.escape(text, quote=False) in strings_xml or html.escape(text) in strings_xml, text
+
+
+def csv_cells(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [cell for row in csv.reader(handle) for cell in row]
+
+
+def assert_csv_cells_safe(path: Path, *texts: str) -> None:
+    """Every cell that would start a formula carries the quote prefix; each of `texts` is there, prefixed."""
+    cells = csv_cells(path)
+    for cell in cells:
+        if cell.startswith(FORMULA_STARTS) and cell != "-":
+            raise AssertionError(f"{path.name}: cell {cell!r} would run as a formula")
+    for text in texts:
+        assert "'" + text in cells or any(("'" + text) in cell for cell in cells), f"{path.name}: {text!r}"
+
+
+@pytest.fixture
+def formula_network(maps_network) -> Network:
+    nodes = maps_network.nodes.copy()
+    for node_id in ("pps:64.99.01.2001", "pps:64.99.02.2002", "ppk:64.99.01", "pps:64.99.02.2003"):
+        nodes.loc[node_id, "name"] = FORMULA
+    nodes.loc["wh:64.99", "name"] = "@SUM(A1:A9)"
+    return replace(maps_network, nodes=nodes)
+
+
+def formula_plan(plan: Plan) -> Plan:
+    bad = plan.model_copy(deep=True)
+    bad.scenario.name = "+cmd|' /C calc'!A0"
+    bad.routes[0].vehicle_id = "-2+3+cmd|' /C calc'!A0"
+    bad.routes[1].vehicle_type = "@SUM(1+1)*cmd|' /C calc'!A0"
+    bad.unserved[0].detail = FORMULA
+    return bad
+
+
+def test_manifests_and_summaries_have_no_formulas(
+    in_tmp, maps_plan, formula_network, maps_node_info, maps_items
+):
+    items = [dict(item) for item in maps_items]
+    items[1]["name"] = "=1+1"  # an item name is a column header
+    plan = formula_plan(maps_plan)
+    written = write_reports(plan, formula_network, items, maps_node_info, in_tmp / "out")
+    workbooks = [p for p in written if p.suffix == ".xlsx"]
+    manifests = [p for p in written if p.suffix == ".csv"]
+    assert workbooks and manifests
+    for workbook in workbooks:
+        assert_no_formulas(workbook)
+    summary = next(p for p in workbooks if p.name.endswith("-summary.xlsx"))
+    assert_no_formulas(summary, FORMULA, "-2+3+cmd|' /C calc'!A0")
+    truck = next(p for p in workbooks if p.parent.name == "manifests" and "calc" in p.name)
+    assert_no_formulas(truck, FORMULA, "=1+1")
+    for manifest in manifests:
+        assert_csv_cells_safe(manifest)
+    assert any(FORMULA in "".join(csv_cells(m)) for m in manifests)
+    # the cells are marked text in Excel's own way (quotePrefix), so they stay text when edited
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(summary).worksheets[0]
+    cells = [c for row in sheet.iter_rows() for c in row if c.value == "-2+3+cmd|' /C calc'!A0"]
+    assert cells and all(c.data_type == "s" and c.quotePrefix for c in cells)
+
+
+def test_solve_outputs_quote_formulas_in_every_csv(
+    in_tmp, maps_plan, formula_network, maps_node_info, maps_items
+):
+    network = load_network(write_network(formula_network, in_tmp / "net" / "network.gpkg"))
+    plan = formula_plan(maps_plan)
+    write_outputs(plan, _fake_inputs(network, maps_items, maps_node_info), in_tmp / "out")
+    out = in_tmp / "out"
+    assert_csv_cells_safe(out / "stops.csv", "-2+3+cmd|' /C calc'!A0")
+    assert_csv_cells_safe(out / "legs.csv")
+    assert_csv_cells_safe(out / "unserved.csv", FORMULA)
+    for workbook in out.rglob("*.xlsx"):
+        assert_no_formulas(workbook)
+
+
+def test_contingency_and_batch_csvs_quote_formulas(in_tmp, formula_network):
+    from planner.batch import BatchRow, write_batch_summary
+
+    leg = "road:ppk:64.99.01-pps:64.99.01.2001"
+    rows = ranked([leg_impact(leg, {}, None, pps_deadline=800)])
+    rows = [{**leg_facts(formula_network, row["leg_id"]), **row} for row in rows]
+    assert_csv_cells_safe(write_impact_csv(rows, in_tmp / "contingency.csv"), FORMULA)
+    batch = BatchRow(FORMULA, "=cmd", "solved", 1, 1, 1, 1.0, 0, 0, 1.0, "@out")
+    assert_csv_cells_safe(write_batch_summary([batch], in_tmp / "batch-summary.csv"), FORMULA, "=cmd", "@out")
+
+
+def test_demand_csvs_quote_a_formula_desa_name(in_tmp):
+    from planner.demand import write_demand
+    from planner.scenario import load_inputs, load_scenario
+
+    demand = load_inputs(load_scenario(ROOT / "scenarios" / "mahulu-river.yaml")).demand
+    pps = demand.pps.copy()
+    pps.loc[0, "desa_name"] = FORMULA
+    pps.loc[1, "kecamatan_name"] = "@HYPERLINK(1)"
+    written = write_demand(replace(demand, pps=pps), in_tmp / "demand")
+    assert_csv_cells_safe(written[0], FORMULA, "@HYPERLINK(1)")
+    frame = pd.read_csv(written[0])
+    assert (
+        frame.loc[0, "desa_name"] == "'" + FORMULA
+    )  # read back as the quoted text, never a number or formula
