@@ -39,6 +39,7 @@ from planner.batch import Backend, NoProgress, Progress, run_jobs
 from planner.dispatch import KabupatenResult, KabupatenTask, plan_kabupaten
 from planner.errors import InputError
 from planner.fileio import write_csv, write_json, write_text
+from planner.i18n import language
 from planner.maps import (
     LEG_STYLES,
     POINT_STYLES,
@@ -591,7 +592,12 @@ def contingency_map_content(
 
     area = legs_in_kabupaten(network, inputs.kabupaten)
     blocked = legs.index[legs["status"] == "blocked"]
-    layers = list(boundary_layers(load_boundaries(network.source) if network.source else None, lanal=False))
+    english = language("en")  # the contingency map is the planning office's own analysis
+    layers = list(
+        boundary_layers(
+            load_boundaries(network.source) if network.source else None, lanal=False, lang=english
+        )
+    )
     layers.append(
         MapLayer(
             "Legs not tested",
@@ -660,7 +666,9 @@ def contingency_map_content(
         f"{counts['none'] + counts['unused']} cost nothing."
     )
     bounds = (min_x, min_y, max_x, max_y)
-    return MapContent(f"{inputs.scenario.name}: contingency (N-1)", subtitle, layers, bounds, legend)
+    return MapContent(
+        f"{inputs.scenario.name}: contingency (N-1)", subtitle, layers, bounds, legend, lang=english.code
+    )
 
 
 def write_contingency_map(

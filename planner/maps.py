@@ -1,15 +1,24 @@
 """Route maps as one self-contained HTML file (folium + Leaflet inlined) that opens offline on any phone.
 
 Two audiences:
-- `kpu`: everything: boundaries, road / river / sea / access legs, blocked legs, every vehicle's route,
-  warehouses, PPK, PPS, ports and unserved stops.
-- `lanal`: what the navy needs: sea legs (open and blocked), the ships (routes that use a sea leg), sea ports
-  and the coastal and island stops the ships serve; the kabupaten boundaries stay as the offline basemap.
+- `kpu`: everything: boundaries, roads (trunk and assumed local roads), rivers, lakes, sea, ferries and
+  bridges, blocked legs, every vehicle's route coloured by vehicle type (one kabupaten highlighted on
+  request), warehouses, PPK, PPS, ports and unserved stops, and a time control that shows where each vehicle
+  is at a chosen hour.
+- `lanal`: what the navy needs: sea legs (open and blocked), the ships (routes that use a sea leg), sea ports,
+  the coastal and island stops the ships serve, and a table of every sea trip (vessel, stops with departure,
+  ETA and cargo in packages and kg, the return) beside the map.
+
+Words on the map come from the `maps` section of the message catalog (planner.i18n): Indonesian by default.
 
 The page loads nothing from the internet: Leaflet's script and stylesheet come from the installed
 `django-js-lib-leaflet` package and are inlined, its images as data URIs; folium's CDN assets are dropped.
-An online tile layer is offered but off. All data reach the page as JSON inside one script; the page builds
-popups with `textContent`, so a desa named `<script>...</script>` shows as text. Layer names and the legend,
+An online tile layer is offered but off.
+
+Nothing from data is ever template text: folium renders a page with slot markers, and the data (one JSON
+document in a `<script type="application/json">`, escaped for a script element), the title and the assets
+are put into the rendered page afterwards, in one pass. The page script builds popups, labels and the trip
+table from DOM text nodes, so a desa named `<script>...</script>` shows as text. Layer names and the legend,
 which Leaflet inserts as HTML, are escaped here.
 """
 
@@ -20,7 +29,8 @@ import html
 import json
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -30,77 +40,78 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from babel.dates import format_datetime
 from branca.element import Element, MacroElement
 from folium.template import Template
 from shapely.geometry import LineString, mapping
 
 from planner.errors import InputError
 from planner.fileio import write_text
+from planner.i18n import DEFAULT_LANGUAGE, TIMEZONE, ZONE_LABEL, Language, language
 from planner.plan import Plan, Route, Stop
 from planner.report import ItemInfo, check_plan_references, item_infos, node_info_table
 
 Audience = Literal["kpu", "lanal"]
 AUDIENCES: tuple[str, ...] = ("kpu", "lanal")
 COORDINATE_DECIMALS = 5  # about 1 m: plenty for a route map, and it keeps the file small
+TRACK_DECIMALS = 4  # about 10 m: where a moving vehicle is drawn by the time control
+TRACK_TOLERANCE_DEG = 0.001  # about 100 m of simplification for the time-control tracks
+TIME_STEP_MIN = 15  # the time control moves in quarter hours
 BOUNDARY_TOLERANCE_DEG = 0.002  # about 200 m of simplification for the boundary outlines
 ONLINE_TILES = {
-    "label": "OpenStreetMap tiles (online)",
     "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "attribution": "&copy; OpenStreetMap contributors",
 }
-# Distinct colours for vehicles; pure red is kept for blocked legs.
-VEHICLE_COLOURS = (
-    "#1f77b4",
-    "#2ca02c",
-    "#9467bd",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-    "#ff7f0e",
-    "#393b79",
-    "#637939",
-    "#8c6d31",
-    "#7b4173",
-    "#3182bd",
-    "#31a354",
-    "#756bb1",
-    "#636363",
-    "#e6550d",
-    "#0b6e4f",
-    "#6a3d9a",
-    "#b15928",
-    "#08519c",
-    "#006d2c",
-    "#54278f",
-    "#a63603",
-)
-KIND_LABELS = {
-    "warehouse": "KPU warehouse (gudang)",
-    "ppk": "PPK (kecamatan)",
-    "pps": "PPS (desa / kelurahan)",
-    "port": "Port",
+# Vehicle types fall into five families a driver or crew recognises; each family has one hue in a few
+# shades (vehicles of a family take them in turn). Pure red is kept for blocked legs.
+VEHICLE_FAMILIES = ("truck", "pickup", "longboat", "speedboat", "ship", "other")
+FAMILY_SHADES: dict[str, tuple[str, ...]] = {
+    "truck": ("#7f3b08", "#a6611a", "#5e3c1b", "#b35806"),
+    "pickup": ("#f57c00", "#e65100", "#ff9800", "#c75b00"),
+    "longboat": ("#0d47a1", "#1e88e5", "#283593", "#1565c0"),
+    "speedboat": ("#00838f", "#00acc1", "#006064", "#26a69a"),
+    "ship": ("#6a1b9a", "#8e24aa", "#4a148c", "#ad1457"),
+    "other": ("#424242", "#757575"),
 }
+FAMILY_OF_TYPE = {
+    "truck": "truck",
+    "pickup": "pickup",
+    "longboat": "longboat",
+    "speedboat": "speedboat",
+    "kapal_motor": "ship",
+    "navy_vessel": "ship",
+    "ship": "ship",
+    "ferry": "ship",
+}
+FADED_ROUTE_STYLE = {"color": "#9e9e9e", "weight": 2, "opacity": 0.35}
 LEG_STYLES: dict[str, dict[str, Any]] = {
-    "road": {"color": "#a0522d", "weight": 2, "opacity": 0.55},
-    "river": {"color": "#2b83ba", "weight": 3, "opacity": 0.7},
-    "sea": {"color": "#00897b", "weight": 2, "opacity": 0.8, "dashArray": "2 6"},
+    "road": {"color": "#8d8d8d", "weight": 2, "opacity": 0.6},
+    "trunk": {"color": "#5d4037", "weight": 3.5, "opacity": 0.85},
+    "local": {"color": "#a1887f", "weight": 1.5, "opacity": 0.55, "dashArray": "4 4"},
+    "river": {"color": "#64b5f6", "weight": 3, "opacity": 0.75},
+    "sea": {"color": "#4db6ac", "weight": 2, "opacity": 0.85, "dashArray": "2 6"},
+    "ferry": {"color": "#00695c", "weight": 3, "opacity": 0.9, "dashArray": "10 5"},
+    "bridge": {"color": "#212121", "weight": 5, "opacity": 0.9},
     "access": {"color": "#888888", "weight": 1, "opacity": 0.6},
     "blocked": {"color": "#e31a1c", "weight": 4, "opacity": 0.95, "dashArray": "8 6"},
 }
+LAKE_STYLE = {"color": "#4a90c2", "weight": 1, "fill": True, "fillColor": "#a6d1f0", "fillOpacity": 0.8}
 POINT_STYLES: dict[str, dict[str, Any]] = {
     "warehouse": {"radius": 9, "color": "#000000", "weight": 2, "fillColor": "#6a3d9a", "fillOpacity": 1},
-    "ppk": {"radius": 6, "color": "#000000", "weight": 1, "fillColor": "#ff7f00", "fillOpacity": 1},
+    "ppk": {"radius": 6, "color": "#000000", "weight": 1, "fillColor": "#ffd54f", "fillOpacity": 1},
     "pps": {"radius": 4, "color": "#1b5e20", "weight": 1, "fillColor": "#66bb6a", "fillOpacity": 0.9},
     "port": {"radius": 5, "color": "#004d40", "weight": 1, "fillColor": "#4dd0e1", "fillOpacity": 1},
     "unserved": {"radius": 7, "color": "#880e4f", "weight": 2, "fillColor": "#f06292", "fillOpacity": 1},
 }
+# The zoom level from which a place's name is written on the map (7 shows all of Kaltim on a phone).
+LABEL_ZOOM = {"warehouse": 7, "ppk": 10, "sea_port": 9, "port": 11}
 BOUNDARY_STYLES: dict[str, dict[str, Any]] = {
     "kabupaten": {"color": "#333333", "weight": 2, "fill": True, "fillColor": "#f5f0e1", "fillOpacity": 0.6},
     "kecamatan": {"color": "#999999", "weight": 0.8, "fill": False, "dashArray": "3 3"},
 }
 DATA_ELEMENT_ID = "planner-map-data"  # the <script type="application/json"> that holds all the page draws
 ROUTE_STYLE = {"weight": 4, "opacity": 0.9}
+HIGHLIGHT_ROUTE_STYLE = {"weight": 6, "opacity": 1.0}
 CHANGED_ROUTE_STYLE = {"color": "#ff7f00", "weight": 11, "opacity": 0.45}
 
 
@@ -109,32 +120,50 @@ CHANGED_ROUTE_STYLE = {"color": "#ff7f00", "weight": 11, "opacity": 0.45}
 
 @dataclass(frozen=True)
 class Boundaries:
-    """Administrative outlines drawn as the offline basemap (EPSG:4326, columns code, name, geometry)."""
+    """Administrative outlines drawn as the offline basemap (EPSG:4326, columns code, name, geometry).
+
+    `lakes`: lake polygons (code, name, geometry) when the network config names a `lakes` source.
+    """
 
     kabupaten: gpd.GeoDataFrame
     kecamatan: gpd.GeoDataFrame | None = None
+    lakes: gpd.GeoDataFrame | None = None
+
+
+def _read_outlines(path: Path) -> gpd.GeoDataFrame | None:
+    if not path.is_file():
+        return None
+    frame = gpd.read_file(path, engine="pyogrio")
+    frame = frame.set_crs("EPSG:4326") if frame.crs is None else frame.to_crs("EPSG:4326")
+    for column in ("code", "name"):
+        if column not in frame.columns:
+            frame[column] = ""
+    return frame[["code", "name", "geometry"]]
 
 
 def load_boundaries(network_path: str | Path) -> Boundaries | None:
-    """Kabupaten and kecamatan outlines named in a network folder's network.yaml; None if it has none."""
+    """Kabupaten and kecamatan outlines (and lakes, if configured) named in a network folder's network.yaml;
+    None if it has none."""
     from planner.network import load_config, network_dir
 
     folder = network_dir(network_path)
     if not (folder / "network.yaml").is_file():
         return None
     config, folder = load_config(folder)
-
-    def read(path: Path) -> gpd.GeoDataFrame | None:
-        if not path.is_file():
-            return None
-        frame = gpd.read_file(path, engine="pyogrio")
-        frame = frame.set_crs("EPSG:4326") if frame.crs is None else frame.to_crs("EPSG:4326")
-        return frame[["code", "name", "geometry"]]
-
-    kabupaten = read(folder / config.sources.kabupaten)
+    kabupaten = _read_outlines(folder / config.sources.kabupaten)
     if kabupaten is None:
         return None
-    return Boundaries(kabupaten, read(folder / config.sources.kecamatan))
+    lakes_source = getattr(config.sources, "lakes", None)
+    lakes = _read_outlines(folder / lakes_source) if lakes_source else None
+    return Boundaries(kabupaten, _read_outlines(folder / config.sources.kecamatan), lakes)
+
+
+def boundaries_of_kabupaten(boundaries: Boundaries | None, code: str) -> Boundaries | None:
+    """The outlines for one kabupaten's map: every kabupaten (the context), its own kecamatan, all lakes."""
+    if boundaries is None or boundaries.kecamatan is None:
+        return boundaries
+    kecamatan = boundaries.kecamatan[boundaries.kecamatan["code"].astype(str).str.startswith(code + ".")]
+    return replace(boundaries, kecamatan=kecamatan)
 
 
 # ---------------------------------------------------------------- map content
@@ -151,24 +180,39 @@ class MapLayer:
     show: bool = True
     swatch: str = "#888888"
     dashed: bool = False
+    interactive: bool = False  # polygons only: lakes have popups, boundaries do not
 
 
 @dataclass(frozen=True)
 class MapContent:
+    """Everything one map page draws, as plain data; `extra` goes to the page script as it is (time control
+    tracks, the trip table)."""
+
     title: str
     subtitle: str
     layers: list[MapLayer]
     bounds: tuple[float, float, float, float]  # min lon, min lat, max lon, max lat
     legend: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (symbol, label, style)
+    lang: str = DEFAULT_LANGUAGE
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _rounded(geometry: Any) -> Any:
-    return shapely.transform(geometry, lambda xy: np.round(xy, COORDINATE_DECIMALS))
+def _rounded(geometry: Any, decimals: int = COORDINATE_DECIMALS) -> Any:
+    return shapely.transform(geometry, lambda xy: np.round(xy, decimals))
 
 
-def map_feature(geometry: Any, title: str, rows: Sequence[tuple[str, str]], **extra: Any) -> dict:
-    """A GeoJSON feature whose popup shows `title` and the (label, value) `rows`; the page inserts them as text."""
+def map_feature(
+    geometry: Any,
+    title: str,
+    rows: Sequence[tuple[str, str]],
+    details: Sequence[tuple[str, str]] = (),
+    **extra: Any,
+) -> dict:
+    """A GeoJSON feature whose popup shows `title` and the (label, value) `rows`, with `details` folded away
+    under a <details> element; the page inserts them all as text."""
     properties: dict[str, Any] = {"t": title, "r": [[str(k), str(v)] for k, v in rows]}
+    if details:
+        properties["d"] = [[str(k), str(v)] for k, v in details]
     properties.update({k: v for k, v in extra.items() if v is not None})
     return {"type": "Feature", "geometry": mapping(_rounded(geometry)), "properties": properties}
 
@@ -179,12 +223,67 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _when(stop: Stop) -> str:
-    return stop.arrival.strftime("%a %d %b %H:%M")
+def vehicle_family(vehicle_type: str) -> str:
+    """The family (truck, pickup, longboat, speedboat, ship, other) a fleet vehicle type belongs to."""
+    family = FAMILY_OF_TYPE.get(vehicle_type)
+    if family is not None:
+        return family
+    lowered = vehicle_type.lower()
+    for word, name in (("kapal", "ship"), ("ship", "ship"), ("navy", "ship"), ("boat", "speedboat")):
+        if word in lowered:
+            return name
+    return "other"
 
 
-def _quantities(quantities: Mapping[str, int], names: Mapping[str, str]) -> list[tuple[str, str]]:
-    return [(names.get(i, i), f"{q:,}") for i, q in quantities.items() if q]
+@dataclass(frozen=True)
+class Wording:
+    """The language of a map and what it needs to write quantities and times."""
+
+    lang: Language
+    items: Sequence[ItemInfo]
+    loose: frozenset[str]  # item ids not counted as packages (ballot sheets travel inside the TPS kits)
+
+    def when(self, moment: datetime) -> str:
+        """Short day and clock time in WITA: "Sab 23 Nov, 09.00 WITA"."""
+        local = moment.astimezone(TIMEZONE)
+        return f"{format_datetime(local, 'EEE d MMM', locale=self.lang.code)}, {self.lang.time(local)}"
+
+    def cargo(self, quantities: Mapping[str, int]) -> tuple[int, float | None]:
+        """(packages, kg) of a set of quantities; kg is None without a catalog."""
+        packages = sum(q for item_id, q in quantities.items() if item_id not in self.loose)
+        weights = {i.id: i.unit_kg for i in self.items}
+        known = all(weights.get(item_id) is not None for item_id, q in quantities.items() if q)
+        kg = sum(q * (weights.get(item_id) or 0.0) for item_id, q in quantities.items())
+        return packages, (kg if known and self.items else None)
+
+    def cargo_text(self, quantities: Mapping[str, int]) -> str:
+        packages, kg = self.cargo(quantities)
+        text = self.lang("maps.unit.packages", count=self.lang.number(packages))
+        if kg is not None:
+            text += ", " + self.lang("maps.unit.kg", count=self.lang.number(kg))
+        return text
+
+
+def _loose_items(items: Any) -> frozenset[str]:
+    """Catalog items counted by the sheet rather than the package (rule per_voter...): ballots."""
+    if items is None:
+        return frozenset()
+    entries = items.to_dict("records") if isinstance(items, pd.DataFrame) else list(items)
+    loose = set()
+    for entry in entries:
+        rule = entry.get("rule") if isinstance(entry, Mapping) else getattr(entry, "rule", None)
+        item_id = entry.get("id") if isinstance(entry, Mapping) else getattr(entry, "id", None)
+        if rule and str(rule).startswith("per_voter"):
+            loose.add(str(item_id))
+    return frozenset(loose)
+
+
+def _kind_label(node: pd.Series, words: Wording) -> str:
+    kind = _text(node.get("kind"))
+    if kind == "port":
+        return words.lang("maps.kind.sea_port" if node.get("port_type") == "sea" else "maps.kind.jetty")
+    key = f"maps.kind.{kind}"
+    return words.lang(key) if key in words.lang.messages else kind
 
 
 def _node_rows(
@@ -192,56 +291,60 @@ def _node_rows(
     node: pd.Series,
     info: pd.DataFrame,
     visits: Sequence[tuple[Route, Stop]],
-    names: Mapping[str, str],
+    words: Wording,
     unserved: str | None,
-) -> list[tuple[str, str]]:
-    kind = _text(node.get("kind"))
-    label = KIND_LABELS.get(kind, kind)
-    if kind == "port":
-        label = "Sea port" if node.get("port_type") == "sea" else "River jetty"
-    rows = [("Code", _text(node.get("code")) or node_id), ("Kind", label), ("Node", node_id)]
-    rows += [
-        ("Kabupaten", _text(node.get("kabupaten_code"))),
-        ("Kecamatan", _text(node.get("kecamatan_code"))),
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The short popup rows (code, kind, TPS, arrivals, packages and kg) and the folded details."""
+    t = words.lang
+    rows = [
+        (t("maps.row.code"), _text(node.get("code")) or node_id),
+        (t("maps.row.kind"), _kind_label(node, words)),
     ]
+    details = [(t("maps.row.node"), node_id), (t("maps.row.kecamatan"), _text(node.get("kecamatan_code")))]
     if node_id in info.index:
-        rows += [("TPS", _text(info.at[node_id, "tps"])), ("DPT", f"{int(info.at[node_id, 'dpt']):,}")]
+        rows.append((t("maps.row.tps"), _text(info.at[node_id, "tps"])))
+        details.append((t("maps.row.dpt"), t.number(int(info.at[node_id, "dpt"]))))
     delivered: dict[str, int] = {}
     loaded: dict[str, int] = {}
     for route, stop in visits:
-        rows.append(("Arrival", f"{_when(stop)} - {route.vehicle_id} (trip {route.trip})"))
+        rows.append((t("maps.row.arrival"), f"{words.when(stop.arrival)} ({route.vehicle_id})"))
         for item_id, qty in stop.deliver.items():
             delivered[item_id] = delivered.get(item_id, 0) + qty
         for item_id, qty in stop.load.items():
             loaded[item_id] = loaded.get(item_id, 0) + qty
-    rows += [(f"Delivered: {name}", qty) for name, qty in _quantities(delivered, names)]
-    rows += [(f"Loaded: {name}", qty) for name, qty in _quantities(loaded, names)]
+    names = {item.id: item.name for item in words.items}
+    if any(delivered.values()):
+        rows.append((t("maps.row.delivered"), words.cargo_text(delivered)))
+        details += [(names.get(i, i), t.number(q)) for i, q in delivered.items() if q]
+    if any(loaded.values()):
+        rows.append((t("maps.row.loaded"), words.cargo_text(loaded)))
+        details += [
+            (f"{t('maps.row.loaded')}: {names.get(i, i)}", t.number(q)) for i, q in loaded.items() if q
+        ]
     if unserved:
-        rows.append(("Unserved", unserved))
-    return [(k, v) for k, v in rows if v != ""]
+        rows.append((t("maps.row.unserved"), unserved))
+    return [(k, v) for k, v in rows if v != ""], [(k, v) for k, v in details if v != ""]
 
 
-def _oriented_legs(route: Route, legs: pd.DataFrame) -> list[tuple[str, LineString]]:
-    """The route's leg geometries, each pointing in the direction of travel.
+def _oriented_legs(route: Route, legs: pd.DataFrame) -> list[tuple[str, LineString | None, str]]:
+    """The route's legs as (leg id, geometry pointing in the direction of travel, node reached).
 
     Road, sea and access legs are stored once and may be driven either way: follow the route from its base
-    and flip a leg whose stored end is where the vehicle stands.
+    and flip a leg whose stored end is where the vehicle stands. A leg without geometry gives None.
     """
     position = route.base
-    out = []
+    out: list[tuple[str, LineString | None, str]] = []
     for leg_id in route.legs:
         leg = legs.loc[leg_id]
-        geometry = leg.geometry
-        if geometry is None or geometry.is_empty:
-            continue
+        geometry = leg.geometry if leg.geometry is not None and not leg.geometry.is_empty else None
         if leg["from_node"] == position:
             position = leg["to_node"]
         elif leg["to_node"] == position:
-            geometry = geometry.reverse()
+            geometry = geometry.reverse() if geometry is not None else None
             position = leg["from_node"]
         else:
             position = leg["to_node"]
-        out.append((leg_id, geometry))
+        out.append((leg_id, geometry, position))
     return out
 
 
@@ -249,46 +352,73 @@ def _is_ship(route: Route, legs: pd.DataFrame) -> bool:
     return any(legs.at[leg, "mode"] == "sea" for leg in route.legs if leg in legs.index)
 
 
-def _leg_features(frame: pd.DataFrame, node_names: Mapping[str, str], blocked: bool) -> list[dict]:
+def _leg_class(leg: pd.Series) -> str:
+    """The map class of a leg: trunk, local, road (no class known), bridge, ferry, river, sea or access."""
+    mode = _text(leg.get("mode"))
+    if mode == "ferry":
+        return "ferry"
+    if mode != "road":
+        return mode
+    if _text(leg.get("crossing")):
+        return "bridge"
+    road_class = _text(leg.get("road_class"))
+    return road_class if road_class in ("trunk", "local") else "road"
+
+
+def _leg_features(
+    frame: pd.DataFrame, node_names: Mapping[str, str], blocked: bool, words: Wording
+) -> list[dict]:
+    t = words.lang
     features = []
     for leg_id, leg in frame.iterrows():
         if leg.geometry is None or leg.geometry.is_empty:
             continue
+        leg_class = _leg_class(leg)
+        mode_key = f"maps.mode.{leg['mode']}"
         rows = [
-            ("Mode", leg["mode"]),
-            ("From", f"{node_names.get(leg['from_node'], '')} ({leg['from_node']})"),
-            ("To", f"{node_names.get(leg['to_node'], '')} ({leg['to_node']})"),
-            ("Length", f"{float(leg['length_km']):,.1f} km"),
-            ("Status", "BLOCKED" if blocked else "open"),
+            (t("maps.row.mode"), t(mode_key) if mode_key in t.messages else _text(leg["mode"])),
+            (t("maps.row.from"), node_names.get(leg["from_node"], "") or str(leg["from_node"])),
+            (t("maps.row.to"), node_names.get(leg["to_node"], "") or str(leg["to_node"])),
+            (t("maps.row.length"), t("maps.unit.km", count=t.number(float(leg["length_km"]), 1))),
+            (t("maps.row.status"), t("maps.status.blocked") if blocked else t("maps.status.open")),
         ]
+        if leg_class in ("trunk", "local"):
+            rows.append((t("maps.row.road_class"), t(f"maps.road_class.{leg_class}")))
+        if _text(leg.get("crossing")):
+            rows.append((t("maps.row.crossing"), _text(leg.get("crossing"))))
+        details = [(t("maps.row.leg"), str(leg_id))]
         if bool(leg.get("rapids", False)):
-            rows.append(("Rapids", "yes (riam)"))
+            details.append((t("maps.row.rapids"), t("maps.rapids.yes")))
         if _text(leg.get("note")):
-            rows.append(("Note", _text(leg.get("note"))))
-        features.append(map_feature(leg.geometry, str(leg_id), rows))
+            details.append((t("maps.row.note"), _text(leg.get("note"))))
+        features.append(map_feature(leg.geometry, str(leg_id), rows, details, id=str(leg_id)))
     return features
 
 
-def _boundary_features(frame: gpd.GeoDataFrame | None) -> list[dict]:
+def _boundary_features(frame: gpd.GeoDataFrame | None, code_label: str) -> list[dict]:
     if frame is None or frame.empty:
         return []
     simplified = frame.geometry.simplify(BOUNDARY_TOLERANCE_DEG, preserve_topology=True)
     return [
-        map_feature(geom, _text(row["name"]), [("Code", _text(row["code"]))])
+        map_feature(geom, _text(row["name"]), [(code_label, _text(row["code"]))])
         for geom, (_, row) in zip(simplified, frame.iterrows(), strict=True)
         if geom is not None and not geom.is_empty
     ]
 
 
-def boundary_layers(boundaries: Boundaries | None, lanal: bool) -> list[MapLayer]:
-    """The offline basemap: kabupaten (and, except for Lanal, kecamatan) boundary layers."""
+def boundary_layers(
+    boundaries: Boundaries | None, lanal: bool, lang: Language | None = None
+) -> list[MapLayer]:
+    """The offline basemap: kabupaten (and, except for Lanal, kecamatan) boundary layers, and lakes."""
     if boundaries is None:
         return []
+    t = lang or language()
+    code = t("maps.row.code")
     layers = [
         MapLayer(
-            "Kabupaten boundaries",
+            t("maps.layer.kabupaten"),
             "polygon",
-            _boundary_features(boundaries.kabupaten),
+            _boundary_features(boundaries.kabupaten, code),
             BOUNDARY_STYLES["kabupaten"],
             swatch="#f5f0e1",
         )
@@ -296,45 +426,61 @@ def boundary_layers(boundaries: Boundaries | None, lanal: bool) -> list[MapLayer
     if not lanal and boundaries.kecamatan is not None:
         layers.append(
             MapLayer(
-                "Kecamatan boundaries",
+                t("maps.layer.kecamatan"),
                 "polygon",
-                _boundary_features(boundaries.kecamatan),
+                _boundary_features(boundaries.kecamatan, code),
                 BOUNDARY_STYLES["kecamatan"],
                 swatch="#999999",
                 dashed=True,
+            )
+        )
+    if boundaries.lakes is not None and not boundaries.lakes.empty:
+        layers.append(
+            MapLayer(
+                t("maps.layer.lakes"),
+                "polygon",
+                _boundary_features(boundaries.lakes, code),
+                LAKE_STYLE,
+                swatch=LAKE_STYLE["fillColor"],
+                interactive=True,
             )
         )
     return layers
 
 
 def _leg_layers(
-    legs: pd.DataFrame, blocked_ids: set[str], node_names: Mapping[str, str], lanal: bool
+    legs: pd.DataFrame, blocked_ids: set[str], node_names: Mapping[str, str], lanal: bool, words: Wording
 ) -> list[MapLayer]:
-    """One layer per mode of open legs (access links hidden at first) and one of blocked legs."""
+    """One layer per class of open legs (a class only if the network has it; access links hidden at first)
+    and one of blocked legs."""
+    t = words.lang
     blocked = legs.index.isin(list(blocked_ids))
-    modes = ("sea",) if lanal else ("road", "river", "sea", "access")
-    labels = {"road": "Road legs", "river": "River legs", "sea": "Sea legs", "access": "Access links"}
+    classes = legs.apply(_leg_class, axis=1) if len(legs) else pd.Series(dtype=str)
+    wanted = ("sea",) if lanal else ("trunk", "road", "local", "bridge", "ferry", "river", "sea", "access")
+    always = ("sea",) if lanal else ("road", "river", "sea", "access")
     layers = []
-    for mode in modes:
-        style = LEG_STYLES[mode]
-        frame = legs[~blocked & (legs["mode"] == mode)]
+    for leg_class in wanted:
+        frame = legs[~blocked & (classes == leg_class)]
+        if frame.empty and leg_class not in always:
+            continue
+        style = LEG_STYLES[leg_class]
         layers.append(
             MapLayer(
-                labels[mode],
+                t(f"maps.layer.{leg_class}"),
                 "line",
-                _leg_features(frame, node_names, blocked=False),
+                _leg_features(frame, node_names, False, words),
                 style,
-                show=mode != "access",
+                show=leg_class != "access",
                 swatch=style["color"],
                 dashed="dashArray" in style,
             )
         )
-    frame = legs[blocked & legs["mode"].isin(list(modes))]
+    frame = legs[blocked & classes.isin(list(wanted))]
     layers.append(
         MapLayer(
-            "Blocked legs",
+            t("maps.layer.blocked"),
             "line",
-            _leg_features(frame, node_names, blocked=True),
+            _leg_features(frame, node_names, True, words),
             LEG_STYLES["blocked"],
             swatch=LEG_STYLES["blocked"]["color"],
             dashed=True,
@@ -343,24 +489,64 @@ def _leg_layers(
     return layers
 
 
+def vehicle_colours(routes: Sequence[Route]) -> dict[str, str]:
+    """A colour per vehicle: its family's hue, the shades taken in turn by the family's vehicles."""
+    colours: dict[str, str] = {}
+    counters: dict[str, int] = {}
+    for route in sorted(routes, key=lambda r: r.vehicle_id):
+        if route.vehicle_id in colours:
+            continue
+        family = vehicle_family(route.vehicle_type)
+        shades = FAMILY_SHADES[family]
+        colours[route.vehicle_id] = shades[counters.get(family, 0) % len(shades)]
+        counters[family] = counters.get(family, 0) + 1
+    return colours
+
+
 def _route_layers(
-    routes: Sequence[Route], legs: pd.DataFrame, node_names: Mapping[str, str]
+    routes: Sequence[Route],
+    legs: pd.DataFrame,
+    node_names: Mapping[str, str],
+    words: Wording,
+    highlight: str | None,
 ) -> list[MapLayer]:
-    """One layer per vehicle (all its trips), one colour per vehicle."""
-    by_vehicle: dict[str, list[Route]] = {}
-    for route in sorted(routes, key=lambda r: (r.vehicle_id, r.trip)):
-        by_vehicle.setdefault(route.vehicle_id, []).append(route)
+    """One layer per vehicle family (its vehicles in shades of the family's hue); with `highlight`, that
+    kabupaten's routes in a layer of their own, drawn wide, and the others faded."""
+    t = words.lang
+    colours = vehicle_colours(routes)
+    groups: dict[str, list[dict]] = {}
+    ordered = sorted(routes, key=lambda r: (r.vehicle_id, r.trip))
+    for route in ordered:
+        lit = highlight is None or route.kabupaten_code == highlight
+        style = {"color": colours[route.vehicle_id]} if lit else dict(FADED_ROUTE_STYLE)
+        if highlight is not None and lit:
+            style.update(HIGHLIGHT_ROUTE_STYLE)
+        feature = _route_feature(route, legs, node_names, style, words)
+        if feature is None:
+            continue
+        key = "highlight" if highlight is not None and lit else vehicle_family(route.vehicle_type)
+        groups.setdefault(key, []).append(feature)
     layers = []
-    for index, (vehicle, vehicle_routes) in enumerate(by_vehicle.items()):
-        colour = VEHICLE_COLOURS[index % len(VEHICLE_COLOURS)]
-        features = [_route_feature(route, legs, node_names, colour) for route in vehicle_routes]
+    for family in VEHICLE_FAMILIES:
+        if family in groups:
+            shades = FAMILY_SHADES[family]
+            layers.append(
+                MapLayer(
+                    t(f"maps.vehicle.{family}"),
+                    "route",
+                    groups[family],
+                    {**ROUTE_STYLE, "color": shades[0]},
+                    swatch=shades[0],
+                )
+            )
+    if "highlight" in groups:
         layers.append(
             MapLayer(
-                f"{vehicle} ({vehicle_routes[0].vehicle_type})",
+                t("maps.layer.highlight", code=highlight),
                 "route",
-                [f for f in features if f is not None],
-                {**ROUTE_STYLE, "color": colour},
-                swatch=colour,
+                groups["highlight"],
+                {**ROUTE_STYLE, **HIGHLIGHT_ROUTE_STYLE, "color": "#000000"},
+                swatch="#000000",
             )
         )
     return layers
@@ -391,154 +577,120 @@ def _plan_area(plan: Plan, nodes: pd.DataFrame, legs: pd.DataFrame) -> tuple[pd.
     return nodes[keep | nodes.index.isin(list(used_nodes))], legs[legs_keep]
 
 
-def build_map_content(
-    plan: Plan,
-    network: Any,
-    node_info: pd.DataFrame | None = None,
-    audience: Audience = "kpu",
-    *,
-    items: Any = None,
-    boundaries: Boundaries | None = None,
-    changed: Collection[tuple[str, int]] = (),
-) -> MapContent:
-    """Everything the page draws, as plain data (no HTML yet). `changed`: (vehicle id, trip) of routes a
-    re-plan changed, drawn under a wide orange band."""
-    if audience not in AUDIENCES:
-        raise InputError(f"unknown audience {audience!r}: choose one of {', '.join(AUDIENCES)}")
-    check_plan_references(plan, network)
-    nodes, legs = _plan_area(plan, network.nodes, network.legs)
-    lanal = audience == "lanal"
-    node_names = {str(k): _text(v) for k, v in nodes["name"].items()}
-    blocked_ids = set(plan.blocked_legs) | set(legs.index[legs["status"] == "blocked"])
-    routes = [r for r in plan.routes if _is_ship(r, legs)] if lanal else list(plan.routes)
-    unserved = {} if lanal else {u.node_id: f"{u.reason}: {u.detail}".rstrip(": ") for u in plan.unserved}
-    item_names = {item.id: item.name for item in item_infos(items, plan)}
-
-    route_layers = _route_layers(routes, legs, node_names)
-    changed_routes = [r for r in routes if (r.vehicle_id, r.trip) in set(changed)]
-    changed_layer = MapLayer(
-        "Changed by the re-plan",
-        "line",
-        [
-            f
-            for r in changed_routes
-            if (f := _route_feature(r, legs, node_names, CHANGED_ROUTE_STYLE["color"])) is not None
-        ],
-        CHANGED_ROUTE_STYLE,
-        swatch=CHANGED_ROUTE_STYLE["color"],
-    )
-    layers = [
-        *boundary_layers(boundaries, lanal),
-        *_leg_layers(legs, blocked_ids, node_names, lanal),
-        *([changed_layer] if changed_routes else []),
-        *route_layers,
-        *_point_layers(nodes, node_info_table(node_info), _stop_visits(routes), item_names, unserved, lanal),
-    ]
-    shown = [f for layer in layers if layer.kind != "polygon" for f in layer.features]
-    everything = [f for layer in layers for f in layer.features]
-    bounds = _bounds(shown) or _bounds(everything) or (116.0, -2.5, 119.0, 2.5)
-    title = f"{plan.scenario.name}: {'Lanal (sea)' if lanal else 'KPU'} route map"
-    subtitle = (
-        f"{_count(len(routes), 'trip')} by {_count(len(route_layers), 'ship' if lanal else 'vehicle')}; "
-        f"distribution {plan.calendar.start:%d %b %H:%M} - {plan.calendar.pps_deadline:%d %b %Y %H:%M}"
-    )
-    if unserved:
-        subtitle += f"; {_count(len(unserved), 'unserved stop')}"
-    return MapContent(title, subtitle, layers, bounds, _legend(layers, lanal))
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
 def _route_feature(
-    route: Route, legs: pd.DataFrame, node_names: Mapping[str, str], colour: str
+    route: Route, legs: pd.DataFrame, node_names: Mapping[str, str], style: Mapping[str, Any], words: Wording
 ) -> dict | None:
-    parts = _oriented_legs(route, legs)
+    t = words.lang
+    parts = [(leg_id, g) for leg_id, g, _ in _oriented_legs(route, legs) if g is not None]
     if not parts:
         return None
     km = sum(float(legs.at[leg_id, "length_km"]) for leg_id, _ in parts)
     drops = [s for s in route.stops if any(s.deliver.values())]
+    family = vehicle_family(route.vehicle_type)
     rows = [
-        ("Vehicle type", route.vehicle_type),
-        ("Kabupaten", route.kabupaten_code),
-        ("Tier", "1: warehouse -> PPK" if route.tier == 1 else "2: PPK -> PPS"),
-        ("Trip", str(route.trip)),
-        ("Base", f"{node_names.get(route.base, '')} ({route.base})"),
-        ("Stops with deliveries", str(len(drops))),
-        ("Distance", f"{km:,.1f} km"),
+        (t("maps.row.vehicle_type"), f"{t(f'maps.vehicle.{family}')} ({route.vehicle_type})"),
+        (t("maps.row.kabupaten"), route.kabupaten_code),
+        (t("maps.row.tier"), t("maps.tier.1") if route.tier == 1 else t("maps.tier.2")),
+        (t("maps.row.trip"), str(route.trip)),
+        (t("maps.row.base"), node_names.get(route.base, "") or route.base),
     ]
     if route.stops:
-        rows += [("Departs", _when(route.stops[0])), ("Last arrival", _when(route.stops[-1]))]
+        rows += [
+            (t("maps.row.departs"), words.when(route.stops[0].departure)),
+            (t("maps.row.returns"), words.when(route.stops[-1].arrival)),
+        ]
     rows += [
-        (f"Stop {n}", f"{_when(s)} {node_names.get(s.node_id, '')} ({s.node_id})")
+        (t("maps.row.drops"), str(len(drops))),
+        (t("maps.row.distance"), t("maps.unit.km", count=t.number(km, 1))),
+    ]
+    details = [
+        (
+            t("maps.row.stop", n=n),
+            f"{words.when(s.arrival)} {node_names.get(s.node_id, '') or s.node_id}: {words.cargo_text(s.deliver)}",
+        )
         for n, s in enumerate(drops, start=1)
     ]
     geometry = shapely.MultiLineString([g for _, g in parts])
-    return map_feature(geometry, route.vehicle_id, rows, s={"color": colour}, a=1)
+    return map_feature(
+        geometry,
+        route.vehicle_id,
+        rows,
+        details,
+        s=dict(style),
+        a=1,
+        id=f"trip:{route.vehicle_id}#{route.trip}",
+    )
 
 
 def _point_layers(
     nodes: pd.DataFrame,
     info: pd.DataFrame,
     visits: Mapping[str, list[tuple[Route, Stop]]],
-    names: Mapping[str, str],
+    words: Wording,
     unserved: Mapping[str, str],
     lanal: bool,
 ) -> list[MapLayer]:
+    t = words.lang
+
     def features(frame: pd.DataFrame) -> list[dict]:
-        return [
-            map_feature(
-                row.geometry,
-                _text(row["name"]) or str(node_id),
-                _node_rows(
-                    str(node_id), row, info, visits.get(str(node_id), []), names, unserved.get(str(node_id))
-                ),
-                id=str(node_id),
+        out = []
+        for node_id, row in frame.iterrows():
+            if row.geometry is None or row.geometry.is_empty:
+                continue
+            rows, details = _node_rows(
+                str(node_id), row, info, visits.get(str(node_id), []), words, unserved.get(str(node_id))
             )
-            for node_id, row in frame.iterrows()
-            if row.geometry is not None and not row.geometry.is_empty
-        ]
+            kind = _text(row.get("kind"))
+            zoom_key = "sea_port" if kind == "port" and row.get("port_type") == "sea" else kind
+            out.append(
+                map_feature(
+                    row.geometry,
+                    _text(row["name"]) or str(node_id),
+                    rows,
+                    details,
+                    id=str(node_id),
+                    lz=LABEL_ZOOM.get(zoom_key),
+                )
+            )
+        return out
 
     kind = nodes["kind"]
     if lanal:
         ports = nodes[(kind == "port") & ((nodes["port_type"] == "sea") | nodes.index.isin(list(visits)))]
         stops = nodes[(kind != "port") & nodes.index.isin(list(visits))]
         return [
-            MapLayer("Sea ports", "point", features(ports), POINT_STYLES["port"], swatch="#4dd0e1"),
             MapLayer(
-                "Coastal and island stops served by ships",
-                "point",
-                features(stops),
-                POINT_STYLES["pps"],
-                swatch="#66bb6a",
+                t("maps.layer.sea_ports"), "point", features(ports), POINT_STYLES["port"], swatch="#4dd0e1"
+            ),
+            MapLayer(
+                t("maps.layer.sea_stops"), "point", features(stops), POINT_STYLES["pps"], swatch="#66bb6a"
             ),
         ]
     is_unserved = nodes.index.isin(list(unserved))
     layers = [
         MapLayer(
-            "Ports and jetties",
+            t("maps.layer.ports"),
             "point",
             features(nodes[kind == "port"]),
             POINT_STYLES["port"],
             swatch="#4dd0e1",
         ),
         MapLayer(
-            "PPS (desa)",
+            t("maps.layer.pps"),
             "point",
             features(nodes[(kind == "pps") & ~is_unserved]),
             POINT_STYLES["pps"],
             swatch="#66bb6a",
         ),
         MapLayer(
-            "PPK (kecamatan)",
+            t("maps.layer.ppk"),
             "point",
             features(nodes[(kind == "ppk") & ~is_unserved]),
             POINT_STYLES["ppk"],
-            swatch="#ff7f00",
+            swatch="#ffd54f",
         ),
         MapLayer(
-            "Warehouses (gudang KPU)",
+            t("maps.layer.warehouses"),
             "point",
             features(nodes[kind == "warehouse"]),
             POINT_STYLES["warehouse"],
@@ -548,7 +700,7 @@ def _point_layers(
     if unserved:
         layers.append(
             MapLayer(
-                "Unserved stops",
+                t("maps.layer.unserved"),
                 "point",
                 features(nodes[is_unserved]),
                 POINT_STYLES["unserved"],
@@ -569,150 +721,283 @@ def _bounds(features: Iterable[dict]) -> tuple[float, float, float, float] | Non
     return float(min_x), float(min_y), float(max_x), float(max_y)
 
 
-def _legend(layers: Sequence[MapLayer], lanal: bool) -> list[tuple[str, str, dict[str, Any]]]:
+def _legend(layers: Sequence[MapLayer], words: Wording, lanal: bool) -> list[tuple[str, str, dict[str, Any]]]:
     entries: list[tuple[str, str, dict[str, Any]]] = []
     seen: set[str] = set()
     for layer in layers:
-        if layer.kind == "route":
-            continue
         if layer.label in seen:
             continue
         seen.add(layer.label)
-        symbol = {"polygon": "box", "line": "line", "point": "dot"}[layer.kind]
+        symbol = {"polygon": "box", "line": "line", "point": "dot", "route": "route"}[layer.kind]
         entries.append((symbol, layer.label, layer.style))
-    route_label = "Ship route (one colour per ship" if lanal else "Vehicle route (one colour per vehicle"
-    entries.append(
-        ("route", route_label + "; arrows show the direction)", {**ROUTE_STYLE, "color": "#1f77b4"})
-    )
+    note = words.lang("maps.legend.ship_routes" if lanal else "maps.legend.routes")
+    entries.append(("route", note, {**ROUTE_STYLE, "color": "#555555"}))
     return entries
 
 
+# ---------------------------------------------------------------- time control and trip table
+
+
+def _timeline(plan: Plan, routes: Sequence[Route]) -> tuple[datetime, int]:
+    """The start (local midnight of the first distribution day) and length in minutes of the time control:
+    whole days from the calendar start to the PPS deadline, longer if a trip ends later."""
+    start = plan.calendar.start.astimezone(TIMEZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    last = max([plan.calendar.pps_deadline, *(r.stops[-1].arrival for r in routes if r.stops)])
+    days = max(1, -(-int((last - start).total_seconds()) // 86400))
+    return start, days * 24 * 60
+
+
+def _minutes(moment: datetime, start: datetime) -> int:
+    return int(round((moment - start).total_seconds() / 60))
+
+
+def _segment_points(geometries: Sequence[LineString], leave: int, arrive: int) -> list[list[float]]:
+    """[minute, lon, lat] along the geometries, the time spread by distance between `leave` and `arrive`."""
+    coords: list[tuple[float, float]] = []
+    for geometry in geometries:
+        simplified = geometry.simplify(TRACK_TOLERANCE_DEG)
+        coords += [tuple(xy) for xy in shapely.get_coordinates(simplified).tolist()]
+    if len(coords) < 2:
+        return []
+    array = np.asarray(coords)
+    steps = np.hypot(*np.diff(array, axis=0).T)
+    cumulative = np.concatenate([[0.0], np.cumsum(steps)])
+    share = cumulative / cumulative[-1] if cumulative[-1] > 0 else np.zeros(len(coords))
+    times = leave + share * (arrive - leave)
+    return [
+        [int(round(m)), round(x, TRACK_DECIMALS), round(y, TRACK_DECIMALS)]
+        for m, (x, y) in zip(times, coords, strict=True)
+    ]
+
+
+def route_track(route: Route, legs: pd.DataFrame, nodes: pd.DataFrame, start: datetime) -> list[list[float]]:
+    """Where the vehicle of `route` is over time: [minute since `start`, lon, lat] points, waiting at each
+    stop from its arrival to its departure and moving along the legs between stops at an even pace."""
+    oriented = _oriented_legs(route, legs)
+    points: list[list[float]] = []
+    cursor = 0
+    for index, stop in enumerate(route.stops):
+        where = nodes.at[stop.node_id, "geometry"] if stop.node_id in nodes.index else None
+        if where is not None and not where.is_empty:
+            x, y = round(where.x, TRACK_DECIMALS), round(where.y, TRACK_DECIMALS)
+            points += [[_minutes(stop.arrival, start), x, y], [_minutes(stop.departure, start), x, y]]
+        if index + 1 >= len(route.stops):
+            break
+        target = route.stops[index + 1].node_id
+        segment: list[LineString] = []
+        while cursor < len(oriented):
+            _, geometry, reached = oriented[cursor]
+            cursor += 1
+            if geometry is not None:
+                segment.append(geometry)
+            if reached == target:
+                break
+        points += _segment_points(
+            segment, _minutes(stop.departure, start), _minutes(route.stops[index + 1].arrival, start)
+        )
+    out: list[list[float]] = []
+    for point in points:
+        if not out or point != out[-1]:
+            out.append(point if not out or point[0] >= out[-1][0] else [out[-1][0], *point[1:]])
+    return out
+
+
+def _tracks(
+    routes: Sequence[Route], legs: pd.DataFrame, nodes: pd.DataFrame, start: datetime, highlight: str | None
+) -> list[dict[str, Any]]:
+    """One track per vehicle (its trips one after the other) with its colour, for the time control."""
+    colours = vehicle_colours(routes)
+    by_vehicle: dict[str, list[Route]] = {}
+    for route in sorted(routes, key=lambda r: (r.vehicle_id, r.trip)):
+        by_vehicle.setdefault(route.vehicle_id, []).append(route)
+    tracks = []
+    for vehicle, trips in by_vehicle.items():
+        points = [p for route in trips for p in route_track(route, legs, nodes, start)]
+        if not points:
+            continue
+        lit = highlight is None or trips[0].kabupaten_code == highlight
+        tracks.append(
+            {"v": vehicle, "c": colours[vehicle] if lit else FADED_ROUTE_STYLE["color"], "p": points}
+        )
+    return tracks
+
+
+def _time_control(
+    plan: Plan,
+    routes: Sequence[Route],
+    legs: pd.DataFrame,
+    nodes: pd.DataFrame,
+    words: Wording,
+    highlight: str | None,
+) -> dict[str, Any]:
+    start, length = _timeline(plan, routes)
+    days = [words.lang.date(start + timedelta(days=d)) for d in range(length // 1440)]
+    first = min((_minutes(r.stops[0].departure, start) for r in routes if r.stops), default=0)
+    return {
+        "days": days,
+        "length": length,
+        "step": TIME_STEP_MIN,
+        "initial": min(
+            length, first - first % TIME_STEP_MIN + 2 * TIME_STEP_MIN
+        ),  # the first trips under way
+        "separator": "." if words.lang.code == "id" else ":",
+        "zone": ZONE_LABEL,
+        "tracks": _tracks(routes, legs, nodes, start, highlight),
+    }
+
+
+def sea_trip_rows(routes: Sequence[Route], nodes: pd.DataFrame, words: Wording) -> list[dict[str, Any]]:
+    """The Lanal table: one row per sea trip: vessel, departure, each stop it serves (arrival, departure,
+    cargo handed over), the cargo in packages and kg, and the return to its base."""
+    t = words.lang
+
+    def name(node_id: str) -> str:
+        return _text(nodes.at[node_id, "name"]) if node_id in nodes.index else node_id
+
+    rows = []
+    for route in sorted(
+        routes, key=lambda r: (r.stops[0].departure if r.stops else datetime.max, r.vehicle_id, r.trip)
+    ):
+        if not route.stops:
+            continue
+        calls = [s for s in route.stops[1:-1] if s.node_id != route.base or any(s.deliver.values())]
+        stops = [
+            t(
+                "maps.lanal.stop",
+                place=name(s.node_id),
+                arrival=words.when(s.arrival),
+                departure=t.time(s.departure),
+                cargo=words.cargo_text(s.deliver),
+            )
+            for s in calls
+        ]
+        cargo: dict[str, int] = {}
+        for s in route.stops:
+            for item_id, qty in s.deliver.items():
+                cargo[item_id] = cargo.get(item_id, 0) + qty
+        family = vehicle_family(route.vehicle_type)
+        rows.append(
+            {
+                "id": f"trip:{route.vehicle_id}#{route.trip}",
+                "cells": [
+                    [route.vehicle_id, f"{t(f'maps.vehicle.{family}')} ({route.vehicle_type})"],
+                    [name(route.base), words.when(route.stops[0].departure)],
+                    stops,
+                    [words.cargo_text(cargo)],
+                    [name(route.stops[-1].node_id), words.when(route.stops[-1].arrival)],
+                ],
+            }
+        )
+    return rows
+
+
+def _sea_trip_table(routes: Sequence[Route], nodes: pd.DataFrame, words: Wording) -> dict[str, Any]:
+    t = words.lang
+    columns = ["vessel", "departure", "stops", "cargo", "return"]
+    return {
+        "title": t("maps.lanal.table"),
+        "columns": [t(f"maps.lanal.{c}") for c in columns],
+        "rows": sea_trip_rows(routes, nodes, words),
+        "empty": t("maps.lanal.none"),
+    }
+
+
+# ---------------------------------------------------------------- building a map
+
+
+def build_map_content(
+    plan: Plan,
+    network: Any,
+    node_info: pd.DataFrame | None = None,
+    audience: Audience = "kpu",
+    *,
+    items: Any = None,
+    boundaries: Boundaries | None = None,
+    changed: Collection[tuple[str, int]] = (),
+    lang: str = DEFAULT_LANGUAGE,
+    highlight: str | None = None,
+) -> MapContent:
+    """Everything the page draws, as plain data (no HTML yet).
+
+    `changed`: (vehicle id, trip) of routes a re-plan changed, drawn under a wide orange band.
+    `lang`: language of the map's words ("id" or "en"). `highlight`: a kabupaten code whose routes are
+    drawn wide in their own layer while the others fade (InputError if the plan has no route there).
+    """
+    if audience not in AUDIENCES:
+        raise InputError(f"unknown audience {audience!r}: choose one of {', '.join(AUDIENCES)}")
+    t = language(lang)
+    check_plan_references(plan, network)
+    if highlight is not None and highlight not in {r.kabupaten_code for r in plan.routes}:
+        raise InputError(f"--kabupaten {highlight}: the plan has no route in that kabupaten")
+    nodes, legs = _plan_area(plan, network.nodes, network.legs)
+    lanal = audience == "lanal"
+    words = Wording(t, item_infos(items, plan), _loose_items(items))
+    node_names = {str(k): _text(v) for k, v in nodes["name"].items()}
+    blocked_ids = set(plan.blocked_legs) | set(legs.index[legs["status"] == "blocked"])
+    routes = [r for r in plan.routes if _is_ship(r, legs)] if lanal else list(plan.routes)
+    unserved = {} if lanal else {u.node_id: f"{u.reason}: {u.detail}".rstrip(": ") for u in plan.unserved}
+
+    changed_routes = [r for r in routes if (r.vehicle_id, r.trip) in set(changed)]
+    changed_features = [
+        f
+        for r in changed_routes
+        if (f := _route_feature(r, legs, node_names, CHANGED_ROUTE_STYLE, words)) is not None
+    ]
+    changed_layer = MapLayer(
+        t("maps.layer.changed"),
+        "line",
+        changed_features,
+        CHANGED_ROUTE_STYLE,
+        swatch=CHANGED_ROUTE_STYLE["color"],
+    )
+    layers = [
+        *boundary_layers(boundaries, lanal, t),
+        *_leg_layers(legs, blocked_ids, node_names, lanal, words),
+        *([changed_layer] if changed_routes else []),
+        *_route_layers(routes, legs, node_names, words, highlight),
+        *_point_layers(nodes, node_info_table(node_info), _stop_visits(routes), words, unserved, lanal),
+    ]
+    shown = [f for layer in layers if layer.kind != "polygon" for f in layer.features]
+    if highlight is not None:  # open on the highlighted kabupaten's routes
+        label = t("maps.layer.highlight", code=highlight)
+        shown = [f for layer in layers if layer.label == label for f in layer.features] or shown
+    everything = [f for layer in layers for f in layer.features]
+    bounds = _bounds(shown) or _bounds(everything) or (116.0, -2.5, 119.0, 2.5)
+    vehicles = len({r.vehicle_id for r in routes})
+    title = t("maps.title.lanal" if lanal else "maps.title.kpu", scenario=plan.scenario.name)
+    subtitle = t(
+        "maps.subtitle.lanal" if lanal else "maps.subtitle.kpu",
+        trips=t.number(len(routes)),
+        vehicles=t.number(vehicles),
+        start=words.when(plan.calendar.start),
+        end=words.when(plan.calendar.pps_deadline),
+    )
+    if unserved:
+        subtitle += "; " + t("maps.subtitle.unserved", count=t.number(len(unserved)))
+    if highlight is not None:
+        subtitle += "; " + t("maps.layer.highlight", code=highlight)
+    extra: dict[str, Any] = {"time": _time_control(plan, routes, legs, nodes, words, highlight)}
+    if lanal:
+        extra["table"] = _sea_trip_table(routes, nodes, words)
+    return MapContent(title, subtitle, layers, bounds, _legend(layers, words, lanal), t.code, extra)
+
+
+def kabupaten_plan(plan: Plan, code: str) -> Plan:
+    """The part of `plan` one kabupaten runs: its routes and its unserved stops."""
+    return plan.model_copy(
+        update={
+            "routes": [r for r in plan.routes if r.kabupaten_code == code],
+            "unserved": [u for u in plan.unserved if u.kabupaten_code == code],
+        }
+    )
+
+
+def plan_kabupaten(plan: Plan) -> list[str]:
+    """The kabupaten codes the plan has routes or unserved stops in, sorted."""
+    return sorted({r.kabupaten_code for r in plan.routes} | {u.kabupaten_code for u in plan.unserved})
+
+
 # ---------------------------------------------------------------- the page
-
-_PAGE_CSS = """
-.kpu-popup b { font-size: 1.05em; }
-.kpu-popup table { border-collapse: collapse; margin-top: 4px; }
-.kpu-popup th { text-align: left; font-weight: normal; color: #555; padding: 1px 8px 1px 0; vertical-align: top; }
-.kpu-popup td { padding: 1px 0; }
-.kpu-legend { background: rgba(255,255,255,0.93); padding: 6px 10px; border-radius: 6px; font: 12px/1.4 sans-serif;
-  box-shadow: 0 1px 4px rgba(0,0,0,0.3); max-width: 300px; max-height: 60vh; overflow-y: auto; }
-.kpu-legend summary { font-weight: bold; cursor: pointer; }
-.kpu-legend .kpu-sub { color: #444; margin: 2px 0 6px; }
-.kpu-legend .kpu-row { display: flex; align-items: center; gap: 6px; }
-.kpu-legend svg { flex: none; }
-.kpu-swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px;
-  border: 1px solid #555; }
-.kpu-swatch.kpu-dashed { border-style: dashed; }
-.leaflet-control-layers-list { max-height: 60vh; overflow-y: auto; overflow-x: hidden; }
-"""
-
-# Builds the layers from the JSON data. Popup content is made of DOM text nodes, never parsed as HTML.
-_PAGE_JS = r"""
-(function (map, data) {
-  "use strict";
-  function popupContent(p) {
-    var box = document.createElement("div");
-    box.className = "kpu-popup";
-    var title = document.createElement("b");
-    title.textContent = p.t;
-    box.appendChild(title);
-    if (p.r && p.r.length) {
-      var table = document.createElement("table");
-      p.r.forEach(function (row) {
-        var tr = table.insertRow();
-        var th = document.createElement("th");
-        th.textContent = row[0];
-        tr.appendChild(th);
-        tr.insertCell().textContent = row[1];
-      });
-      box.appendChild(table);
-    }
-    return box;
-  }
-  var byId = {};
-  function bind(feature, layer) {
-    var p = feature.properties || {};
-    layer.bindPopup(function () { return popupContent(p); }, {maxWidth: 380});
-    if (p.id) { byId[p.id] = layer; }
-  }
-  function styler(base) {
-    return function (feature) {
-      return Object.assign({}, base, (feature.properties && feature.properties.s) || {});
-    };
-  }
-  var arrows = [];
-  function placeArrows() {
-    arrows.forEach(function (a) {
-      var pts = a.latlngs.map(function (ll) { return map.latLngToLayerPoint(ll); });
-      var lengths = [], total = 0;
-      for (var i = 1; i < pts.length; i++) { lengths.push(pts[i].distanceTo(pts[i - 1])); total += lengths[i - 1]; }
-      if (total < 24) { a.line.setLatLngs([]); return; }
-      var rest = total * 0.4, k = 0;  // off-centre, so out-and-back arrows on one road do not overlap
-      while (k < lengths.length - 1 && (rest > lengths[k] || lengths[k] === 0)) { rest -= lengths[k]; k++; }
-      var p0 = pts[k], p1 = pts[k + 1], t = lengths[k] > 0 ? rest / lengths[k] : 0;
-      var tip = L.point(p0.x + (p1.x - p0.x) * t, p0.y + (p1.y - p0.y) * t);
-      var angle = Math.atan2(p1.y - p0.y, p1.x - p0.x), size = 10, spread = 0.5;
-      var left = L.point(tip.x - size * Math.cos(angle - spread), tip.y - size * Math.sin(angle - spread));
-      var right = L.point(tip.x - size * Math.cos(angle + spread), tip.y - size * Math.sin(angle + spread));
-      a.line.setLatLngs([left, tip, right].map(function (p) { return map.layerPointToLatLng(p); }));
-    });
-  }
-  var overlays = {};
-  var baseLayers = {};
-  baseLayers[data.offlineLabel] = L.layerGroup().addTo(map);
-  if (data.tiles) {
-    baseLayers[data.tiles.label] = L.tileLayer(data.tiles.url, {attribution: data.tiles.attribution, maxZoom: 18});
-  }
-  data.layers.forEach(function (spec) {
-    var style = styler(spec.style);
-    var options = {style: style};
-    if (spec.kind === "polygon") {
-      options.interactive = false;
-    } else {
-      options.onEachFeature = bind;
-    }
-    if (spec.kind === "point") {
-      options.pointToLayer = function (feature, latlng) { return L.circleMarker(latlng, style(feature)); };
-    }
-    var group = L.geoJSON({type: "FeatureCollection", features: spec.features}, options);
-    if (spec.kind === "route") {
-      spec.features.forEach(function (feature) {
-        var colour = style(feature).color;
-        feature.geometry.coordinates.forEach(function (part) {
-          var line = L.polyline([], {color: colour, weight: 3, opacity: 1, interactive: false});
-          arrows.push({line: line, latlngs: part.map(function (c) { return L.latLng(c[1], c[0]); })});
-          group.addLayer(line);
-        });
-      });
-    }
-    if (spec.show) { group.addTo(map); }
-    overlays[spec.label] = group;
-  });
-  L.control.layers(baseLayers, overlays, {collapsed: true}).addTo(map);
-  var legend = L.control({position: "bottomleft"});
-  legend.onAdd = function () {
-    var div = L.DomUtil.create("div", "kpu-legend");
-    div.innerHTML = data.legendHtml;
-    if (window.innerWidth < 700) { div.querySelector("details").removeAttribute("open"); }  // phones: folded
-    L.DomEvent.disableClickPropagation(div);
-    L.DomEvent.disableScrollPropagation(div);
-    return div;
-  };
-  legend.addTo(map);
-  var b = data.bounds;
-  map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {padding: [20, 20]});
-  placeArrows();
-  map.on("zoomend", placeArrows);
-  var wanted = /^#popup=(.+)$/.exec(window.location.hash);
-  if (wanted) {
-    var target = byId[decodeURIComponent(wanted[1])];
-    if (target && map.hasLayer(target)) {
-      map.setView(target.getLatLng ? target.getLatLng() : target.getBounds().getCenter(), Math.max(map.getZoom(), 10));
-      target.openPopup();
-    }
-  }
-})
-"""
 
 
 def _script_json(value: Any) -> str:
@@ -761,6 +1046,7 @@ def _symbol_svg(symbol: str, style: Mapping[str, Any]) -> str:
 
 
 def _legend_html(content: MapContent) -> str:
+    t = language(content.lang)
     rows = "".join(
         f'<div class="kpu-row">{_symbol_svg(symbol, style)}<span>{html.escape(label)}</span></div>'
         for symbol, label, style in content.legend
@@ -768,15 +1054,34 @@ def _legend_html(content: MapContent) -> str:
     return (
         f"<details open><summary>{html.escape(content.title)}</summary>"
         f'<div class="kpu-sub">{html.escape(content.subtitle)}</div>{rows}'
-        '<div class="kpu-sub">Tap a line or a dot for details. Layers: top right. '
-        "Works offline; online tiles are optional.</div></details>"
+        f'<div class="kpu-sub">{html.escape(t("maps.legend.hint"))}</div></details>'
     )
 
 
+def _page_words(lang: Language) -> dict[str, str]:
+    """The words the page script writes itself (plain text, inserted as text)."""
+    keys = (
+        "offline",
+        "tiles",
+        "items",
+        "time",
+        "moving",
+        "positions",
+        "play",
+        "pause",
+        "table_hide",
+        "table_show",
+    )
+    return {key: lang(f"maps.page.{key}") for key in keys}
+
+
 def _page_data(content: MapContent) -> dict[str, Any]:
+    t = language(content.lang)
+    words = _page_words(t)
     return {
-        "offlineLabel": "Offline (boundaries only)",
-        "tiles": ONLINE_TILES,
+        "offlineLabel": words["offline"],
+        "tiles": {**ONLINE_TILES, "label": words["tiles"]},
+        "words": words,
         "bounds": list(content.bounds),
         "legendHtml": _legend_html(content),
         "layers": [
@@ -785,11 +1090,18 @@ def _page_data(content: MapContent) -> dict[str, Any]:
                 "kind": layer.kind,
                 "style": layer.style,
                 "show": layer.show,
+                "interactive": layer.interactive,
                 "features": layer.features,
             }
             for layer in content.layers
         ],
+        **content.extra,
     }
+
+
+def _page_asset(name: str) -> str:
+    """The page script or stylesheet shipped in planner/data."""
+    return (resources.files("planner") / "data" / name).read_text(encoding="utf-8")
 
 
 def _leaflet_assets() -> tuple[str, str]:
@@ -883,9 +1195,9 @@ def render_map_html(content: MapContent) -> str:
         {
             "title": html.escape(content.title),
             "leaflet_css": leaflet_css,
-            "page_css": _PAGE_CSS,
+            "page_css": _page_asset("map-page.css"),
             "leaflet_js": leaflet_js,
-            "page_js": _PAGE_JS.strip(),
+            "page_js": _page_asset("map-page.js").strip(),
             "data": _script_json(_page_data(content)),
         },
     )
@@ -901,9 +1213,57 @@ def write_map(
     items: Sequence[ItemInfo] | Any = None,
     boundaries: Boundaries | None = None,
     changed: Collection[tuple[str, int]] = (),
+    lang: str = DEFAULT_LANGUAGE,
+    highlight: str | None = None,
 ) -> Path:
-    """Write the route map of `plan` for `audience` ('kpu' or 'lanal') as one offline HTML file."""
+    """Write the route map of `plan` for `audience` ('kpu' or 'lanal') as one offline HTML file.
+
+    `lang`: "id" (default) or "en"; `highlight`: a kabupaten code whose routes stand out.
+    """
     content = build_map_content(
-        plan, network, node_info, audience, items=items, boundaries=boundaries, changed=changed
+        plan,
+        network,
+        node_info,
+        audience,
+        items=items,
+        boundaries=boundaries,
+        changed=changed,
+        lang=lang,
+        highlight=highlight,
     )
     return write_text(out_path, render_map_html(content))
+
+
+def write_kabupaten_maps(
+    plan: Plan,
+    network: Any,
+    node_info: pd.DataFrame | None,
+    folder: str | Path,
+    *,
+    items: Any = None,
+    boundaries: Boundaries | None = None,
+    changed: Collection[tuple[str, int]] = (),
+    lang: str = DEFAULT_LANGUAGE,
+) -> list[Path]:
+    """One small KPU map per kabupaten of the plan, `<folder>/map-<code>.html` (e.g. maps/map-64.02.html),
+    with that kabupaten's routes, stops and kecamatan only, so an officer can send it on a phone.
+    Maps of kabupaten no longer in the plan are removed. Returns the paths written."""
+    folder = Path(folder)
+    written = [
+        write_map(
+            kabupaten_plan(plan, code),
+            network,
+            node_info,
+            "kpu",
+            folder / f"map-{code}.html",
+            items=items,
+            boundaries=boundaries_of_kabupaten(boundaries, code),
+            changed=changed,
+            lang=lang,
+        )
+        for code in plan_kabupaten(plan)
+    ]
+    for stale in folder.glob("map-*.html"):
+        if stale not in written:
+            stale.unlink()
+    return written

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,18 @@ class DevTools:
         os.close(self._from_browser)
 
 
-def _load_page(binary: str, url: str, screenshot: Path) -> dict[str, Any]:
-    """Open `url`, let it settle, and return what happened: requests, errors, dialogs and DOM counts."""
+def _load_page(
+    binary: str,
+    url: str,
+    screenshot: Path,
+    actions: Sequence[str] = (),
+    size: tuple[int, int] = (1200, 900),
+) -> dict[str, Any]:
+    """Open `url`, let it settle, and return what happened: requests, errors, dialogs and DOM counts.
+
+    `actions`: JavaScript expressions evaluated in turn after the page settled (before the screenshot);
+    their JSON values are returned under "actions". `size`: the viewport (width, height).
+    """
     with tempfile.TemporaryDirectory(prefix="planner-chromium-") as profile:
         browser = DevTools(binary, Path(profile))
         try:
@@ -158,12 +169,21 @@ def _load_page(binary: str, url: str, screenshot: Path) -> dict[str, Any]:
                 browser.send(f"{domain}.enable", session=session)
             browser.send(
                 "Emulation.setDeviceMetricsOverride",
-                {"width": 1200, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+                {"width": size[0], "height": size[1], "deviceScaleFactor": 1, "mobile": size[0] < 700},
                 session=session,
             )
             browser.send("Page.navigate", {"url": url}, session=session)
             browser.wait_for("Page.loadEventFired", timeout=60)
             browser.drain(1.5)
+            done = []
+            for action in actions:
+                answer = browser.send(
+                    "Runtime.evaluate",
+                    {"expression": f"JSON.stringify({action})", "returnByValue": True},
+                    session=session,
+                )
+                done.append(json.loads(answer["result"].get("value") or "null"))
+                browser.drain(0.3)
             counts = browser.send(
                 "Runtime.evaluate",
                 {
@@ -190,6 +210,7 @@ def _load_page(binary: str, url: str, screenshot: Path) -> dict[str, Any]:
             browser.close()
     events = browser.events
     return {
+        "actions": done,
         "dom": json.loads(counts["result"]["value"]),
         "requests": [
             e["params"]["request"]["url"] for e in events if e.get("method") == "Network.requestWillBeSent"
@@ -258,11 +279,11 @@ def test_kpu_map_renders_offline_with_routes_markers_and_escaped_names(
     assert hostile == "<script>alert(1)</script>"
     assert dom["popup"] is not None and hostile in dom["popup"]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in dom["popupHtml"]
-    assert "DPT" in dom["popup"] and "1,170" in dom["popup"]
-    assert "Delivered: Surat suara" in dom["popup"]
-    vehicles = len({r.vehicle_id for r in maps_plan.routes})
-    assert dom["layers"] >= vehicles + 8
-    assert "Blocked legs" in dom["legend"]
+    assert "DPT" in dom["popup"] and "1.170" in dom["popup"] and "Surat suara" in dom["popup"]
+    assert "<details>" in dom["popupHtml"]  # the item list is folded away
+    # boundaries x2, road, river, sea, access, blocked, 4 vehicle families, 5 point layers, positions
+    assert dom["layers"] == 2 + 5 + 4 + 5 + 1
+    assert "Ruas tertutup" in dom["legend"]
     assert (ARTIFACTS / "map-kpu.png").stat().st_size > 10_000
 
 
@@ -288,8 +309,8 @@ def test_lanal_map_renders_offline(chromium, tmp_path, maps_plan, maps_network, 
     assert [u for u in result["requests"] if not u.startswith(LOCAL_SCHEMES)] == []
     dom = result["dom"]
     assert dom["popup"] is not None and "Pulau Miang" in dom["popup"]
-    # one sea leg, the ship route, two sea ports and one island stop
-    assert dom["paths"] == 1 + 1 + 2 + 1
+    # one sea leg, the ship route, two sea ports, one island stop and the ship's position marker
+    assert dom["paths"] == 1 + 1 + 2 + 1 + 1
 
 
 def test_the_harness_sees_requests_errors_and_dialogs(chromium, tmp_path):
@@ -316,3 +337,84 @@ def test_hostile_vehicle_id_in_the_layer_control_is_text(chromium, tmp_path, map
     assert result["dom"]["pwned"] is None
     assert result["dialogs"] == [] and result["exceptions"] == [] and result["console_errors"] == []
     assert [u for u in result["requests"] if not u.startswith(LOCAL_SCHEMES)] == []
+
+
+def _kaltim_like_plan(plan, network):
+    """The fixture plan with a second sea trip, so the Lanal table has rows to count."""
+    from datetime import timedelta
+
+    busier = plan.model_copy(deep=True)
+    second = busier.routes[4].model_copy(deep=True, update={"trip": 2})
+    for stop in second.stops:
+        stop.arrival += timedelta(hours=8)
+        stop.departure += timedelta(hours=8)
+    busier.routes.append(second)
+    return busier
+
+
+MARKERS = "Array.from(document.querySelectorAll('path.kpu-vehicle')).map(p => p.getAttribute('d'))"
+
+
+def _set_time(minute: int) -> str:
+    return (
+        "(() => { const i = document.getElementById('kpu-time-input'); i.value = "
+        f"{minute}; i.dispatchEvent(new Event('input')); const box = document.getElementById('kpu-time');"
+        " return {clock: box.querySelector('.kpu-clock').textContent, moving: box.dataset.moving,"
+        f" markers: {MARKERS}}}; }})()"
+    )
+
+
+def test_the_time_control_moves_the_vehicles(chromium, tmp_path, maps_plan, maps_network, maps_items):
+    page = write_map(maps_plan, maps_network, None, "kpu", tmp_path / "map.html", items=maps_items)
+    # the truck leaves the warehouse at 06:00 on 23 Nov and reaches PPK Alpha at 07:00
+    result = _load_page(
+        chromium,
+        page.as_uri(),
+        ARTIFACTS / "map-kpu-time.png",
+        actions=[
+            _set_time(6 * 60),
+            _set_time(6 * 60 + 30),
+            _set_time(6 * 60 + 45),
+            _set_time(24 * 60 + 60 * 3),
+        ],
+    )
+    assert result["exceptions"] == [] and result["console_errors"] == []
+    assert [u for u in result["requests"] if not u.startswith(LOCAL_SCHEMES)] == []
+    at_six, half_past, quarter_to, next_day = result["actions"]
+    assert at_six["clock"] == "Sabtu, 23 November 2024, 06.00 WITA"
+    assert next_day["clock"] == "Minggu, 24 November 2024, 03.00 WITA"
+    vehicles = len({r.vehicle_id for r in maps_plan.routes})
+    assert len(at_six["markers"]) == len(half_past["markers"]) == vehicles
+    moved = [a != b for a, b in zip(at_six["markers"], half_past["markers"], strict=True)]
+    assert sum(moved) == 1  # only the truck is on the road then
+    assert half_past["markers"] != quarter_to["markers"]  # and it keeps moving
+    assert half_past["moving"] == "1" and next_day["moving"] == "0"
+
+
+def test_lanal_table_has_one_row_per_sea_trip(chromium, tmp_path, maps_plan, maps_network, maps_items):
+    plan = _kaltim_like_plan(maps_plan, maps_network)
+    sea_trips = [r for r in plan.routes if any(leg.startswith("sea:") for leg in r.legs)]
+    page = write_map(plan, maps_network, None, "lanal", tmp_path / "lanal.html", items=maps_items)
+    rows = (
+        "Array.from(document.querySelectorAll('#kpu-trips tbody tr')).map(tr => "
+        "({trip: tr.dataset.trip, text: tr.textContent}))"
+    )
+    result = _load_page(chromium, page.as_uri(), ARTIFACTS / "map-lanal-table.png", actions=[rows])
+    assert result["exceptions"] == [] and result["console_errors"] == []
+    table = result["actions"][0]
+    assert [row["trip"] for row in table] == [f"trip:{r.vehicle_id}#{r.trip}" for r in sea_trips]
+    for row in table:
+        assert "Pulau Miang" in row["text"] and "koli" in row["text"] and "Pelabuhan Lanal" in row["text"]
+
+
+def test_kpu_map_on_a_phone_screen(chromium, tmp_path, maps_plan, maps_network, maps_node_info, maps_items):
+    page = write_map(
+        maps_plan, maps_network, maps_node_info, "lanal", tmp_path / "phone.html", items=maps_items
+    )
+    legend_open = "document.querySelector('.kpu-legend details').open"
+    result = _load_page(
+        chromium, page.as_uri(), ARTIFACTS / "map-lanal-phone.png", actions=[legend_open], size=(390, 800)
+    )
+    assert result["exceptions"] == [] and result["console_errors"] == []
+    assert result["actions"] == [False]  # the legend starts folded on a phone
+    assert (ARTIFACTS / "map-lanal-phone.png").stat().st_size > 5_000

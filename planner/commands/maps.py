@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.errors import InputError
-from planner.maps import Boundaries, load_boundaries, write_map
+from planner.i18n import DEFAULT_LANGUAGE, LANGUAGES
+from planner.maps import Boundaries, load_boundaries, write_kabupaten_maps, write_map
 from planner.plan import Plan, read_plan
 from planner.report import write_reports
 
@@ -120,34 +121,72 @@ DemandOption = Annotated[
 ]
 
 
+LangOption = Annotated[
+    str,
+    typer.Option("--lang", help=f"language of the map's words: {', '.join(LANGUAGES)} (default Indonesian)"),
+]
+PerKabupatenOption = Annotated[
+    bool,
+    typer.Option(
+        "--per-kabupaten/--no-per-kabupaten",
+        help="also write one small KPU map per kabupaten, maps/map-<code>.html, next to the province map",
+    ),
+]
+
+
 def map_command(
     plan: PlanArgument,
     audience: Annotated[
         MapAudience,
-        typer.Option("--audience", help="kpu: everything; lanal: sea legs, ships, ports, their stops"),
+        typer.Option(
+            "--audience", help="kpu: everything; lanal: sea legs, ships, ports, their stops, trip table"
+        ),
     ] = MapAudience.kpu,
     out: Annotated[
         Path | None, typer.Option("--out", help="HTML file; default map-<audience>.html by the plan")
     ] = None,
     scenario: ScenarioOption = None,
     demand: DemandOption = None,
+    kabupaten: Annotated[
+        str | None,
+        typer.Option("--kabupaten", help="kabupaten code (e.g. 64.02) whose routes are highlighted"),
+    ] = None,
+    lang: LangOption = DEFAULT_LANGUAGE,
+    per_kabupaten: PerKabupatenOption = True,
 ) -> None:
     """Write the route map as one HTML file that opens offline on any phone or computer."""
+    from planner.i18n import language
+
+    language(lang)  # an unknown language fails before any work
     inputs = resolve_inputs(plan, scenario, demand)
     target = out if out is not None else plan.parent / f"map-{audience.value}.html"
-    written = write_map(
-        inputs.plan,
-        inputs.network,
-        inputs.node_info,
-        audience.value,
-        target,
-        items=inputs.items,
-        boundaries=inputs.boundaries,
-    )
-    size_mb = written.stat().st_size / 1e6
-    Console().print(
-        f"Wrote {written} ({size_mb:.1f} MB) for {audience.value}.", markup=False, highlight=False
-    )
+    written = [
+        write_map(
+            inputs.plan,
+            inputs.network,
+            inputs.node_info,
+            audience.value,
+            target,
+            items=inputs.items,
+            boundaries=inputs.boundaries,
+            lang=lang,
+            highlight=kabupaten,
+        )
+    ]
+    if per_kabupaten and audience == MapAudience.kpu:
+        written += write_kabupaten_maps(
+            inputs.plan,
+            inputs.network,
+            inputs.node_info,
+            target.parent / "maps",
+            items=inputs.items,
+            boundaries=inputs.boundaries,
+            lang=lang,
+        )
+    console = Console()
+    for path in written:
+        size_mb = path.stat().st_size / 1e6
+        console.print(f"Wrote {path} ({size_mb:.1f} MB) for {audience.value}.", markup=False, highlight=False)
 
 
 def report_command(
@@ -156,7 +195,10 @@ def report_command(
     scenario: ScenarioOption = None,
     demand: DemandOption = None,
     maps: Annotated[
-        bool, typer.Option("--maps/--no-maps", help="also write map-kpu.html and map-lanal.html")
+        bool,
+        typer.Option(
+            "--maps/--no-maps", help="also write map-kpu.html, map-lanal.html and maps/map-<code>.html"
+        ),
     ] = False,
 ) -> None:
     """Re-write the manifests (CSV, XLSX per vehicle), kabupaten summaries and schedule charts of a plan."""
@@ -178,6 +220,14 @@ def report_command(
                         boundaries=inputs.boundaries,
                     )
                 )
+            written += write_kabupaten_maps(
+                inputs.plan,
+                inputs.network,
+                inputs.node_info,
+                out_dir / "maps",
+                items=inputs.items,
+                boundaries=inputs.boundaries,
+            )
     table = Table(title=f"Reports for {plan}")
     table.add_column("what")
     table.add_column("files", justify="right")
