@@ -457,7 +457,8 @@ def _leg_layers(
     blocked = legs.index.isin(list(blocked_ids))
     classes = legs.apply(_leg_class, axis=1) if len(legs) else pd.Series(dtype=str)
     wanted = ("sea",) if lanal else ("trunk", "road", "local", "bridge", "ferry", "river", "sea", "access")
-    always = ("sea",) if lanal else ("road", "river", "sea", "access")
+    classed = bool(classes.isin(["trunk", "local"]).any())  # a rebuilt network: no unclassed road layer
+    always = ("sea",) if lanal else (*(() if classed else ("road",)), "river", "sea", "access")
     layers = []
     for leg_class in wanted:
         frame = legs[~blocked & (classes == leg_class)]

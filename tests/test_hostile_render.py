@@ -419,3 +419,47 @@ def test_demand_csvs_quote_a_formula_desa_name(in_tmp):
     assert (
         frame.loc[0, "desa_name"] == "'" + FORMULA
     )  # read back as the quoted text, never a number or formula
+
+
+# ---------------------------------------------------------------- in the browser: names stay inert
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("audience", ["kpu", "lanal"])
+def test_hostile_names_are_inert_text_in_the_browser(tmp_path, audience, maps_plan, maps_network, maps_items):
+    from test_map_browser import LOCAL_SCHEMES, _chromium, _load_page
+
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium not installed")
+    network = hostile_network(maps_network)
+    nodes = network.nodes.copy()
+    nodes.loc["pps:64.99.02.2002", "name"] = SCRIPT + '<img src=x onerror="document.body.dataset.pwned=1">'
+    network = replace(network, nodes=nodes)
+    plan = hostile_plan(maps_plan)
+    page = write_map(plan, network, None, audience, tmp_path / "map.html", items=hostile_items(maps_items))
+    texts = (
+        "({labels: Array.from(document.querySelectorAll('.kpu-label')).map(e => e.textContent),"
+        " table: Array.from(document.querySelectorAll('#kpu-trips td')).map(e => e.textContent),"
+        " labelHtml: Array.from(document.querySelectorAll('.kpu-label')).map(e => e.innerHTML).join(' ')})"
+    )
+    zoom_in = "(() => { const m = Object.values(window).find(v => v && v._leaflet_id && v.setZoom); m.setZoom(12); return true; })()"
+    target = "pps:64.99.02.2002" if audience == "lanal" else "pps:64.99.02.2003"
+    result = _load_page(
+        binary, page.as_uri() + "#popup=" + target, tmp_path / "shot.png", actions=[zoom_in, texts]
+    )
+    assert result["dialogs"] == [], "a name ran as script"
+    assert result["exceptions"] == [] and result["console_errors"] == []
+    assert result["dom"]["pwned"] is None
+    assert [u for u in result["requests"] if not u.startswith(LOCAL_SCHEMES)] == []
+    popup = result["dom"]["popup"]
+    assert popup is not None
+    if audience == "kpu":
+        assert END_SCRIPT in popup and POPEN in popup  # the name and the unserved detail, as written
+    else:
+        assert SCRIPT in popup
+        table = " ".join(result["actions"][1]["table"])
+        assert f"Lanal {POPEN}" in table and SCRIPT in table
+    labels = result["actions"][1]["labels"]
+    assert any(f"Lanal {POPEN}" in label for label in labels)
+    assert "<script" not in result["actions"][1]["labelHtml"]

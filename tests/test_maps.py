@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -385,3 +386,63 @@ def test_a_kabupaten_plan_maps_its_kabupaten(maps_kaltim_plan):
     assert not any(p.startswith("pps:") and not p.startswith("pps:64.11.") for p in points)
     min_lon, min_lat, max_lon, max_lat = content.bounds
     assert max_lon < 116.5 and min_lon > 113.5  # Mahakam Ulu lies in the far west of Kaltim
+
+
+# ---------------------------------------------------------------- the real ground (issue 11): road classes, crossings, lakes
+
+
+def _rebuilt_network(network):
+    """The fixture network as the rebuilt network will be: a road_class and a crossing column, a ferry leg."""
+    from dataclasses import replace
+
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    legs = network.legs.copy()
+    legs["road_class"] = [
+        "trunk" if leg.startswith("road:wh:") else "local" if leg.startswith("road:") else ""
+        for leg in legs.index
+    ]
+    legs["crossing"] = ""
+    legs.loc["road:ppk:64.99.01-ppk:64.99.02", "crossing"] = "Jembatan <Uji>"
+    ferry = legs.loc[["road:ppk:64.99.02-port:lanal_sangatta"]].copy()
+    ferry.index = ["ferry:ppk:64.99.02-port:lanal_sangatta"]
+    ferry["mode"] = "ferry"
+    ferry["road_class"] = ""
+    ferry["crossing"] = "Penyeberangan Uji"
+    ferry["geometry"] = [LineString([(117.3, -0.3), (117.35, -0.32), (117.4, -0.28)])]
+    legs = gpd.GeoDataFrame(pd.concat([legs, ferry]), geometry="geometry", crs=legs.crs)
+    return replace(network, legs=legs)
+
+
+def test_trunk_and_assumed_local_roads_bridges_ferries_and_lakes(maps_plan, maps_network, maps_boundaries):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    network = _rebuilt_network(maps_network)
+    lakes = gpd.GeoDataFrame(
+        {"code": ["danau:1"], "name": ["Danau Semayang"]}, geometry=[box(117.2, -0.2, 117.3, -0.1)], crs=4326
+    )
+    boundaries = maps_boundaries.__class__(maps_boundaries.kabupaten, maps_boundaries.kecamatan, lakes)
+    content = build_map_content(maps_plan, network, None, "kpu", boundaries=boundaries)
+    labels = _labels(content)
+    for expected in ("Jalan utama", "Jalan lokal (diasumsikan)", "Jembatan", "Penyeberangan (feri)", "Danau"):
+        assert expected in labels
+    assert "Jalan" not in labels  # every road leg has a class now
+    trunk = [f["properties"]["t"] for f in _layer(content, "Jalan utama").features]
+    assert trunk == ["road:wh:64.99-ppk:64.99.01"]
+    local = _layer(content, "Jalan lokal (diasumsikan)")
+    assert local.style["opacity"] < _layer(content, "Jalan utama").style["opacity"] and local.dashed
+    popup = _popup(local, local.features[0]["properties"]["id"])
+    assert popup["Kelas jalan"] == "jalan lokal (diasumsikan)"
+    bridge = _popup(_layer(content, "Jembatan"), "road:ppk:64.99.01-ppk:64.99.02")
+    assert bridge["Penyeberangan"] == "Jembatan <Uji>"
+    ferry = _popup(_layer(content, "Penyeberangan (feri)"), "ferry:ppk:64.99.02-port:lanal_sangatta")
+    assert ferry["Moda"] == "kapal penyeberangan"
+    lake_layer = _layer(content, "Danau")
+    assert lake_layer.interactive and lake_layer.features[0]["properties"]["t"] == "Danau Semayang"
+    legend = [label for _, label, _ in content.legend]
+    assert "Jalan lokal (diasumsikan)" in legend and "Danau" in legend
+    # the same map on today's network: one road layer, no lakes, no bridges
+    today = _labels(build_map_content(maps_plan, maps_network, None, "kpu", boundaries=maps_boundaries))
+    assert "Jalan" in today and not {"Jalan utama", "Jembatan", "Danau"} & set(today)

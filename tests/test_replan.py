@@ -190,7 +190,7 @@ def test_replan_command_writes_plan_diff_and_map(tmp_path, solve_mahulu):
     diff = json.loads((out / "diff.json").read_text(encoding="utf-8"))
     assert diff["blocked"] == [leg] and set(diff["km_added_by_mode"]) >= {"road", "river"}
     page = (out / "map-kpu.html").read_text(encoding="utf-8")
-    assert "Changed by the re-plan" in page and leg in page
+    assert "Diubah oleh rencana ulang" in page and leg in page  # the map speaks Indonesian
 
 
 def test_unknown_leg_is_exit_2_and_leaves_the_old_plan_untouched(tmp_path, solve_mahulu, capsys):
