@@ -140,6 +140,7 @@ class KabupatenResult:
     trips: tuple[Trip, ...]
     unserved: tuple[Missed, ...]
     layers: tuple[dict, ...]
+    failure: str = ""  # set when the planner itself failed on this kabupaten: every stop is then unserved
 
 
 # ---------------------------------------------------------------- goods arithmetic
@@ -1028,6 +1029,21 @@ def _next_deadlines(
 
 
 def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
+    """Plan one kabupaten (see `plan_tiers`). A failure of the planner itself is reported, not raised: every
+    stop of the kabupaten is unserved with reason `planner_error` and the error, and `failure` says what went
+    wrong, so that one kabupaten's failure never costs the others their plans."""
+    try:
+        return plan_tiers(task)
+    except Exception as err:  # noqa: BLE001 - whatever the bug, the other kabupaten must still be planned
+        failure = f"the planner failed on kabupaten {task.kabupaten_code}: {type(err).__name__}: {err}"
+        stops = sorted({*task.ppk_goods, *task.pps_goods})
+        missed = tuple(Missed(node, "planner_error", failure) for node in stops)
+        return KabupatenResult(
+            task.kabupaten_code, (), missed, ({"layer": "failed", "error": failure},), failure
+        )
+
+
+def plan_tiers(task: KabupatenTask) -> KabupatenResult:
     """Plan one kabupaten: both tiers, every port hand-over, and an unserved reason for every stop left out.
 
     The tiers are coupled by a backward pass: tier 2 is planned first as if every PPK had its goods as early as
