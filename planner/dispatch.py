@@ -31,7 +31,7 @@ COUPLING_ROUNDS = (
     2  # plans of a kabupaten at most: the coupled one, and one with earlier deadlines for late PPKs
 )
 TIGHTEN_STEP_MIN = 6 * 60  # how much earlier a late PPK's goods must arrive in the next round
-BACKWARD_SHARE = 0.5  # share of tier 2's search time given to the backward pass
+BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two solves at most)
 HUB_PREFIXES = ("port:", "jetty:", "seaport:")
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
@@ -963,9 +963,9 @@ def _backward_pass(ctx: _Context, earliest: Mapping[str, int], budget: float) ->
     task = ctx.task
     ppks = set(task.ppk_goods) - set(task.state.ppk_ready)
     late_release = {p: max(task.ppk_deadline, earliest.get(p, 0)) for p in ppks}
-    trips, deadline_of, short = _backward_trips(ctx, ppks, late_release, budget / 2)
+    trips, deadline_of, short = _backward_trips(ctx, ppks, late_release, budget)
     if short:
-        early_trips, early_deadlines, _ = _backward_trips(ctx, short, earliest, budget / 2)
+        early_trips, early_deadlines, _ = _backward_trips(ctx, short, earliest, budget)
         trips = [t for t in trips if t.base not in short] + early_trips
         deadline_of.update(early_deadlines)
     by_base: dict[str, list[Trip]] = defaultdict(list)
@@ -1055,8 +1055,9 @@ def plan_tiers(task: KabupatenTask) -> KabupatenResult:
     ctx = _context(task)
     budget = task.settings.time_limit_s
     earliest = _earliest_ppk_arrivals(ctx)
-    tier2_share = len(task.pps_goods) / max(ctx.n_stops, 1)
-    latest, warm = _backward_pass(ctx, earliest, budget * tier2_share * BACKWARD_SHARE)
+    # in deterministic mode the clock is only a safety net, and a tight one would make the plan depend on load
+    backward_budget = budget if task.settings.deterministic else budget * BACKWARD_SHARE / 2
+    latest, warm = _backward_pass(ctx, earliest, backward_budget)
     deadlines = _coupled_deadlines(ctx, latest, earliest)
     best: KabupatenResult | None = None
     for round_no in range(COUPLING_ROUNDS):
