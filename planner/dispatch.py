@@ -30,6 +30,7 @@ MAX_TRIPS = 6
 COUPLING_ROUNDS = (
     2  # plans of a kabupaten at most: the coupled one, and one with earlier deadlines for late PPKs
 )
+COUPLING_MARGIN_MIN = 3 * 60  # least room between the earliest arrival and a coupled PPK deadline
 TIGHTEN_STEP_MIN = 6 * 60  # how much earlier a late PPK's goods must arrive in the next round
 BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two solves at most)
 HUB_PREFIXES = ("port:", "jetty:", "seaport:")
@@ -985,7 +986,9 @@ def _coupled_deadlines(
     ctx: _Context, latest: Mapping[str, int], earliest: Mapping[str, int]
 ) -> dict[str, int]:
     """Tier-1 deadline per PPK: its goods unloaded by the latest minute its own trips may start, never later than
-    the calendar's PPK deadline and never earlier than they can possibly arrive (no empty time window)."""
+    the calendar's PPK deadline. A PPK whose coupled deadline would leave tier 1 less than COUPLING_MARGIN_MIN
+    after the earliest possible arrival keeps the calendar deadline: so tight a window would cost tier 1 the
+    PPK altogether, and the retry rule (`_next_deadlines`) tightens it if its desa are then left over."""
     task = ctx.task
     fleet = [v for v in task.vehicles if v.base == ctx.warehouse and 1 in v.kind.tiers]
     unload = max((v.kind.unload_min for v in fleet), default=0)
@@ -995,8 +998,8 @@ def _coupled_deadlines(
         if ppk in task.state.ppk_ready:
             continue
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
-        floor = max(0, earliest.get(ppk, 0))
-        deadlines[ppk] = max(floor, min(task.ppk_deadline, arrive_by))
+        if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
+            deadlines[ppk] = min(task.ppk_deadline, arrive_by)
     return deadlines
 
 
