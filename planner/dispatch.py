@@ -22,13 +22,18 @@ import numpy as np
 
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
-from planner.operations import VehicleSpec, add_working_minutes, latest_start, nights
+from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, latest_start, nights
 from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 
 MAX_TRIPS = 6
-RETRIES = 2  # extra passes with earlier PPK deadlines when a PPK's own vehicles ran out of time
-EARLIER_STEP_MIN = 12 * 60
+COUPLING_ROUNDS = (
+    2  # plans of a kabupaten at most: the coupled one, and one with earlier deadlines for late PPKs
+)
+COUPLING_MARGIN_MIN = 3 * 60  # least room between the earliest arrival and a coupled PPK deadline
+TIGHTEN_STEP_MIN = 6 * 60  # how much earlier a late PPK's goods must arrive in the next round
+BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two solves at most)
+HUB_PREFIXES = ("port:", "jetty:", "seaport:")
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
 
@@ -136,6 +141,7 @@ class KabupatenResult:
     trips: tuple[Trip, ...]
     unserved: tuple[Missed, ...]
     layers: tuple[dict, ...]
+    failure: str = ""  # set when the planner itself failed on this kabupaten: every stop is then unserved
 
 
 # ---------------------------------------------------------------- goods arithmetic
@@ -208,6 +214,7 @@ class _Layer:
     release: Mapping[str, int]  # base node -> minute the goods are there
     available: Mapping[str, int]  # vehicle id -> minute it is free again
     trips_used: Mapping[str, int]  # vehicle id -> trips already driven
+    warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -216,41 +223,91 @@ class _LayerOutcome:
     arrivals: dict[int, int]  # shipment index -> latest arrival of its loads (departure after unloading)
     missed: dict[int, Missed]
     stats: dict
+    # base -> the latest minute its goods may be there and every trip from it still start as planned
+    latest_release: dict[str, int] = field(default_factory=dict)
 
 
-def _solve_layer(
-    layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
-) -> _LayerOutcome:
+@dataclass(frozen=True)
+class LayerProblem:
+    """A layer as a routing problem, and what is needed to read the engine's routes back as trips.
+
+    `loads[i]` is stop i of the problem: the shipment it belongs to and the goods of that load; `trip_owner[r]`
+    is vehicle row r: the physical vehicle and its trip number. `missed` holds the shipments that were left out
+    before routing (no vehicle can carry them, or none can arrive before the deadline).
+    """
+
+    layer: _Layer
+    problem: RoutingProblem | None  # None: nothing to route
+    loads: tuple[tuple[int, dict[str, int]], ...]
+    trip_owner: tuple[tuple[VehicleSpec, int], ...]
+    candidates: Mapping[int, tuple[VehicleSpec, ...]]
+    missed: Mapping[int, Missed]
+    trips_per_vehicle: int
+
+
+def _earliest_arrival(
+    layer: _Layer, shipment: Shipment, able: Sequence[VehicleSpec], paths: Mapping[str, PathMatrix], day: int
+) -> int:
+    """The earliest minute any of `able` can arrive at the shipment's destination (loading included)."""
+    return min(
+        add_working_minutes(
+            max(layer.release.get(v.base, 0), layer.available.get(v.vehicle_id, 0)),
+            v.kind.load_min + math.ceil(paths[v.type_id].hours_between(v.base, shipment.destination) * 60),
+            v.kind.operating_hours,
+            day,
+        )
+        for v in able
+    )
+
+
+def _too_late(shipment: Shipment, earliest: int, part: str = "") -> Missed:
+    return Missed(
+        shipment.destination,
+        "too_late",
+        f"the fastest vehicle from {shipment.origin} arrives {earliest - shipment.deadline} min after "
+        f"the deadline{part}",
+    )
+
+
+def _layer_loads(
+    layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix]
+) -> tuple[list[tuple[int, dict[str, int]]], dict[int, tuple[VehicleSpec, ...]], dict[int, Missed]]:
+    """Split each shipment into vehicle loads; shipments no vehicle can carry in time are missed instead.
+
+    A shipment whose deadline falls before the earliest possible arrival never reaches the engine (its time
+    window would be empty): it is missed as too_late, and the rest of the layer is planned."""
     units = {u.id: u for u in task.items}
-    horizon = task.pps_deadline + 2 * 1440
-    kinds = {v.type_id: v.kind for v in layer.vehicles}
-    type_ids = sorted(kinds)
-
-    # loads (stops) for each shipment, sized to the largest vehicle that may carry it
-    stops_meta: list[tuple[int, dict[str, int]]] = []
+    loads: list[tuple[int, dict[str, int]]] = []
+    candidates: dict[int, tuple[VehicleSpec, ...]] = {}
     missed: dict[int, Missed] = {}
-    candidates: dict[int, list[VehicleSpec]] = {}
     for s_index, shipment in enumerate(layer.shipments):
-        able = [
+        able = tuple(
             v
             for v in layer.vehicles
             if v.base == shipment.origin
             and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
-        ]
+        )
         candidates[s_index] = able
         if not able:
             missed[s_index] = Missed(
                 shipment.destination, "no_vehicle", f"no vehicle at {shipment.origin} can get there and back"
             )
             continue
+        earliest = _earliest_arrival(layer, shipment, able, paths, task.start_minute_of_day)
+        if earliest > shipment.deadline:
+            missed[s_index] = _too_late(shipment, earliest)
+            continue
         biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
         for load in split_goods(shipment.items, units, biggest.capacity_kg, biggest.capacity_m3):
-            stops_meta.append((s_index, load))
-    if not stops_meta:
-        return _LayerOutcome([], {}, missed, {"layer": layer.name, "stops": 0})
+            loads.append((s_index, load))
+    return loads, candidates, missed
 
-    locations = sorted({v.base for v in layer.vehicles} | {s.destination for s in layer.shipments})
-    loc_index = {n: i for i, n in enumerate(locations)}
+
+def _vehicle_classes(
+    layer: _Layer, type_ids: Sequence[str], paths: Mapping[str, PathMatrix], locations: Sequence[str]
+) -> list[VehicleClass]:
+    """Distance (m) and duration (min, loading at the bases included) matrices per vehicle type."""
+    kinds = {v.type_id: v.kind for v in layer.vehicles}
     bases = {v.base for v in layer.vehicles}
     classes = []
     for type_id in type_ids:
@@ -264,10 +321,16 @@ def _solve_layer(
         np.fill_diagonal(duration, 0)
         np.fill_diagonal(distance, 0)
         classes.append(VehicleClass(type_id, distance, duration))
+    return classes
 
-    # each physical vehicle drives up to MAX_TRIPS chained trips from its base, as many as its base's goods need
+
+def _trips_per_base(
+    layer: _Layer, loads: Sequence[tuple[int, dict[str, int]]], units: Mapping[str, ItemUnit]
+) -> dict[str, int]:
+    """How many chained trips each vehicle of a base may drive: enough to carry the base's goods, plus a spare
+    (whole stops do not pack loads perfectly), at most MAX_TRIPS."""
     base_load: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for s_index, load in stops_meta:
+    for s_index, load in loads:
         kg, m3 = goods_weight(load, units)
         base_load[layer.shipments[s_index].origin][0] += kg
         base_load[layer.shipments[s_index].origin][1] += m3
@@ -275,11 +338,17 @@ def _solve_layer(
     for v in layer.vehicles:
         base_fleet[v.base][0] += v.kind.capacity_kg
         base_fleet[v.base][1] += v.kind.capacity_m3
-    # enough trips to carry the base's goods, plus a spare: whole stops do not pack loads perfectly
-    trips_at = {
+    return {
         base: max(1, min(MAX_TRIPS, 2 + math.ceil(max(kg / base_fleet[base][0], m3 / base_fleet[base][1]))))
         for base, (kg, m3) in base_load.items()
     }
+
+
+def _vehicle_rows(
+    layer: _Layer, task: KabupatenTask, type_ids: Sequence[str], loc_index: Mapping[str, int], trips_at
+) -> tuple[list[Vehicle], list[tuple[VehicleSpec, int]], dict[str, list[int]]]:
+    """One engine vehicle per trip of each physical vehicle, chained (`follows`) so trips run one after another."""
+    horizon = task.pps_deadline + 2 * 1440
     vehicles: list[Vehicle] = []
     trip_owner: list[tuple[VehicleSpec, int]] = []
     rows_of: dict[str, list[int]] = defaultdict(list)
@@ -309,8 +378,25 @@ def _solve_layer(
             )
             previous = len(vehicles) - 1
             trip_owner.append((spec, first_trip + k))
+    return vehicles, trip_owner, rows_of
+
+
+def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix]) -> LayerProblem:
+    """The routing problem of one layer: a stop per load, a vehicle row per trip, windows from the deadlines.
+
+    Parameters: `layer` the shipments and vehicles; `task` the kabupaten (items, clock, deadlines); `paths` the
+    shortest paths per vehicle type. Returns the problem (None when nothing can be routed) and the maps back."""
+    units = {u.id: u for u in task.items}
+    loads, candidates, missed = _layer_loads(layer, task, paths)
+    if not loads:
+        return LayerProblem(layer, None, (), (), candidates, missed, 0)
+    type_ids = sorted({v.type_id for v in layer.vehicles})
+    locations = sorted({v.base for v in layer.vehicles} | {s.destination for s in layer.shipments})
+    loc_index = {n: i for i, n in enumerate(locations)}
+    trips_at = _trips_per_base(layer, loads, units)
+    vehicles, trip_owner, rows_of = _vehicle_rows(layer, task, type_ids, loc_index, trips_at)
     stops = []
-    for s_index, load in stops_meta:
+    for s_index, load in loads:
         shipment = layer.shipments[s_index]
         stops.append(
             Stop(
@@ -324,60 +410,78 @@ def _solve_layer(
             )
         )
     problem = RoutingProblem(
-        vehicle_classes=tuple(classes),
+        vehicle_classes=tuple(_vehicle_classes(layer, type_ids, paths, locations)),
         vehicles=tuple(vehicles),
         stops=tuple(stops),
-        horizon=horizon,
+        horizon=task.pps_deadline + 2 * 1440,
         dimensions=("g", "cm3"),
         name=f"{task.kabupaten_code} {layer.name}",
     )
-    warm = _warm_routes(layer, task.state, trip_owner, stops)
-    solution = solve(problem, replace(task.settings, time_limit_s=time_limit), warm)
+    return LayerProblem(
+        layer, problem, tuple(loads), tuple(trip_owner), candidates, missed, max(trips_at.values())
+    )
 
+
+def _read_trip(built: LayerProblem, route, task: KabupatenTask, paths: Mapping[str, PathMatrix]) -> Trip:
+    """One engine route as a trip: base, each delivery with its arrival and departure, base; the legs driven."""
+    layer = built.layer
+    spec, trip_no = built.trip_owner[route.vehicle]
+    kind, matrix = spec.kind, paths[spec.type_id]
+    hours, day_start = kind.operating_hours, task.start_minute_of_day
+    carried = add_goods(*(built.loads[v.stop][1] for v in route.visits))
+    visits = [
+        Visit(
+            spec.base,
+            route.start_time,
+            add_working_minutes(route.start_time, kind.load_min, hours, day_start),
+            load=carried,
+        )
+    ]
+    legs: list[str] = []
+    at = spec.base
+    for v in route.visits:
+        s_index, load = built.loads[v.stop]
+        node = layer.shipments[s_index].destination
+        legs += matrix.path_legs(at, node)
+        departure = add_working_minutes(v.arrival, kind.unload_min, hours, day_start)
+        visits.append(Visit(node, v.arrival, departure, deliver=load))
+        at = node
+    legs += matrix.path_legs(at, spec.base)
+    visits.append(Visit(spec.base, route.end_time, route.end_time))
+    return Trip(spec.vehicle_id, spec.type_id, spec.base, layer.tier, trip_no, tuple(visits), tuple(legs))
+
+
+def read_layer(
+    built: LayerProblem, solution, task: KabupatenTask, paths: Mapping[str, PathMatrix]
+) -> _LayerOutcome:
+    """The engine's solution of a layer as trips, the arrival of each shipment, and the shipments missed (with
+    the reason). The engine starts each trip as late as its route allows, so the earliest start among a
+    base's trips is the latest its goods may arrive for these trips to stand (`latest_release`)."""
+    layer = built.layer
     trips: list[Trip] = []
     arrivals: dict[int, int] = {}
     served_loads: dict[int, int] = defaultdict(int)
+    latest_release: dict[str, int] = {}
     for route in solution.routes:
         if not route.visits:
             continue
-        spec, trip_no = trip_owner[route.vehicle]
-        kind, matrix = spec.kind, paths[spec.type_id]
-        hours, day_start = kind.operating_hours, task.start_minute_of_day
-        carried = add_goods(*(stops_meta[v.stop][1] for v in route.visits))
-        visits = [
-            Visit(
-                spec.base,
-                route.start_time,
-                add_working_minutes(route.start_time, kind.load_min, hours, day_start),
-                load=carried,
-            )
-        ]
-        legs: list[str] = []
-        at = spec.base
-        for v in route.visits:
-            s_index, load = stops_meta[v.stop]
-            node = layer.shipments[s_index].destination
-            legs += matrix.path_legs(at, node)
-            departure = add_working_minutes(v.arrival, kind.unload_min, hours, day_start)
-            visits.append(Visit(node, v.arrival, departure, deliver=load))
-            arrivals[s_index] = max(arrivals.get(s_index, 0), departure)
+        trip = _read_trip(built, route, task, paths)
+        trips.append(trip)
+        latest_release[trip.base] = min(latest_release.get(trip.base, route.start_time), route.start_time)
+        for v, visit in zip(route.visits, trip.visits[1:-1], strict=True):
+            s_index = built.loads[v.stop][0]
+            arrivals[s_index] = max(arrivals.get(s_index, 0), visit.departure)
             served_loads[s_index] += 1
-            at = node
-        legs += matrix.path_legs(at, spec.base)
-        visits.append(Visit(spec.base, route.end_time, route.end_time))
-        trips.append(
-            Trip(spec.vehicle_id, spec.type_id, spec.base, layer.tier, trip_no, tuple(visits), tuple(legs))
-        )
-
+    missed = dict(built.missed)
     expected: dict[int, int] = defaultdict(int)
-    for s_index, _ in stops_meta:
+    for s_index, _ in built.loads:
         expected[s_index] += 1
     for s_index, count in expected.items():
         if served_loads[s_index] < count:
             missed[s_index] = _why_dropped(
                 layer,
                 s_index,
-                candidates[s_index],
+                built.candidates[s_index],
                 paths,
                 served_loads[s_index],
                 count,
@@ -386,28 +490,40 @@ def _solve_layer(
             arrivals.pop(s_index, None)
     stats = {
         "layer": layer.name,
-        "stops": len(stops),
+        "stops": len(built.loads),
         "vehicles": len(layer.vehicles),
-        "trips_per_vehicle": max(trips_at.values()),
+        "trips_per_vehicle": built.trips_per_vehicle,
         "wall_s": round(solution.wall_time_s, 2),
         "status": solution.status,
     }
-    return _LayerOutcome(trips, arrivals, missed, stats)
+    return _LayerOutcome(trips, arrivals, missed, stats, latest_release)
+
+
+def _solve_layer(
+    layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
+) -> _LayerOutcome:
+    built = build_layer_problem(layer, task, paths)
+    if built.problem is None:
+        return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
+    warm = _warm_routes(layer, layer.warm_routes or task.state.warm_routes, built)
+    solution = solve(built.problem, replace(task.settings, time_limit_s=time_limit), warm)
+    return read_layer(built, solution, task, paths)
 
 
 def _warm_routes(
-    layer: _Layer, state: DispatchState, trip_owner: Sequence[tuple[VehicleSpec, int]], stops: Sequence[Stop]
+    layer: _Layer, warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]], built: LayerProblem
 ) -> list[list[int]] | None:
-    """The previous plan's trips as stop indices per vehicle row (each destination's loads used once)."""
-    if not state.warm_routes:
+    """Earlier trips (destinations per trip, per vehicle and tier) as stop indices per vehicle row, each
+    destination's loads used once; None when there are none."""
+    if not warm_routes:
         return None
     unused: dict[str, list[int]] = defaultdict(list)
-    for index, stop in enumerate(stops):
+    for index, stop in enumerate(built.problem.stops):
         unused[stop.name].append(index)
     routes: list[list[int]] = []
     seen: dict[str, int] = defaultdict(int)
-    for spec, _ in trip_owner:
-        previous = state.warm_routes.get((spec.vehicle_id, layer.tier), ())
+    for spec, _ in built.trip_owner:
+        previous = warm_routes.get((spec.vehicle_id, layer.tier), ())
         k = seen[spec.vehicle_id]
         seen[spec.vehicle_id] += 1
         destinations = previous[k] if k < len(previous) else ()
@@ -425,22 +541,10 @@ def _why_dropped(
     day_start: int,
 ) -> Missed:
     shipment = layer.shipments[s_index]
-    earliest = min(
-        add_working_minutes(
-            max(layer.release.get(v.base, 0), layer.available.get(v.vehicle_id, 0)),
-            v.kind.load_min + math.ceil(paths[v.type_id].hours_between(v.base, shipment.destination) * 60),
-            v.kind.operating_hours,
-            day_start,
-        )
-        for v in able
-    )
+    earliest = _earliest_arrival(layer, shipment, able, paths, day_start)
     part = f" ({served} of {loads} loads delivered)" if served else ""
     if earliest > shipment.deadline:
-        return Missed(
-            shipment.destination,
-            "too_late",
-            f"the fastest vehicle from {shipment.origin} arrives {earliest - shipment.deadline} min after the deadline{part}",
-        )
+        return _too_late(shipment, earliest, part)
     return Missed(
         shipment.destination,
         "capacity",
@@ -464,11 +568,7 @@ def _route_choice(
     if any(paths[v.type_id].there_and_back(origin, destination) for v in at_origin):
         return "direct", None
     best: tuple[float, str] | None = None
-    vessels = [
-        v
-        for v in task.vehicles
-        if v.base.startswith(("port:", "jetty:", "seaport:")) and tier in v.kind.tiers
-    ]
+    vessels = [v for v in task.vehicles if v.base.startswith(HUB_PREFIXES) and tier in v.kind.tiers]
     for hub in sorted({v.base for v in vessels}):
         to_hub = [_there_and_back_hours(paths[v.type_id], origin, hub) for v in at_origin]
         onward = [_there_and_back_hours(paths[v.type_id], hub, destination) for v in vessels if v.base == hub]
@@ -521,13 +621,24 @@ def _latest_drop(
     return latest
 
 
-def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
-    """Plan the kabupaten; if desa are left unserved because their PPK got its goods too late for its own
-    vehicles, plan again with an earlier deadline for those PPKs (up to RETRIES times, half the time each),
-    and keep the plan that serves the most."""
+@dataclass(frozen=True)
+class _Context:
+    """What every pass over a kabupaten shares: its warehouse and the shortest paths per vehicle type."""
+
+    task: KabupatenTask
+    warehouse: str
+    paths: Mapping[str, PathMatrix]
+    any_mode: PathMatrix
+
+    @property
+    def n_stops(self) -> int:
+        return len(self.task.ppk_goods) + len(self.task.pps_goods)
+
+
+def _context(task: KabupatenTask) -> _Context:
     network = task.network
     wh = network.warehouse_of(task.kabupaten_code)
-    hubs = sorted({v.base for v in task.vehicles if v.base.startswith(("port:", "jetty:", "seaport:"))})
+    hubs = sorted({v.base for v in task.vehicles if v.base.startswith(HUB_PREFIXES)})
     bases = sorted({v.base for v in task.vehicles})
     stock_destinations = {s.destination for s in task.state.hub_stock}
     sources = sorted({wh, *task.ppk_goods, *task.pps_goods, *hubs, *bases, *stock_destinations})
@@ -535,174 +646,429 @@ def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
         type_id: shortest_paths(network, kind.speeds, sources=sources)
         for type_id, kind in sorted({v.type_id: v.kind for v in task.vehicles}.items())
     }
-    any_mode = shortest_paths(network, ALL_MODES_SPEEDS, sources=sources)
-    best, arrival = _plan_pass(task, paths, any_mode, {}, task.settings.time_limit_s)
-    earlier: dict[str, int] = {}
-    for attempt in range(1, RETRIES + 1):
-        late = {
-            task.pps_ppk[m.node_id]
-            for m in best.unserved
-            if m.node_id in task.pps_ppk and m.reason in ("capacity", "too_late")
-        }
-        late = {p for p in late if p in arrival and p not in task.state.ppk_ready}
-        if not late:
-            break
-        earlier.update({p: arrival[p] - attempt * EARLIER_STEP_MIN for p in late})
-        candidate, candidate_arrival = _plan_pass(
-            task, paths, any_mode, earlier, task.settings.time_limit_s / 2
+    return _Context(task, wh, paths, shortest_paths(network, ALL_MODES_SPEEDS, sources=sources))
+
+
+@dataclass
+class _Pass:
+    """One plan of a kabupaten being made, layer by layer: the trips and unserved stops so far, when each vehicle
+    is free again and how many trips it has driven. `ppk_deadline` overrides the deadline of some PPKs (the
+    tier coupling); `warm_routes` seed tier 2 with the trips of the backward pass."""
+
+    ctx: _Context
+    budget: float
+    ppk_deadline: Mapping[str, int] = field(default_factory=dict)
+    warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    trips: list[Trip] = field(default_factory=list)
+    unserved: list[Missed] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    available: dict[str, int] = field(default_factory=dict)
+    trips_used: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, ctx: _Context, budget: float, ppk_deadline=None, warm_routes=None) -> _Pass:
+        state = ctx.task.state
+        return cls(
+            ctx,
+            budget,
+            dict(ppk_deadline or {}),
+            dict(warm_routes or {}),
+            available=dict(state.vehicle_free),
+            trips_used=dict(state.trips_done),
         )
-        if len(candidate.unserved) < len(best.unserved):
-            best, arrival = candidate, candidate_arrival
-    return best
+
+    def deadline_of(self, destination: str, deadline: int) -> int:
+        return min(deadline, self.ppk_deadline.get(destination, deadline))
+
+    def run(
+        self, name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
+    ) -> _LayerOutcome:
+        """Solve one layer with its share of the time budget and book its trips."""
+        share = max(len(shipments), 1) / max(self.ctx.n_stops, 1)
+        warm = {k: v for k, v in self.warm_routes.items() if k[1] == tier}
+        layer = _Layer(
+            name, tier, shipments, vehicles, release, dict(self.available), dict(self.trips_used), warm
+        )
+        outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(1.0, self.budget * share))
+        for trip in outcome.trips:
+            self.available[trip.vehicle_id] = max(
+                self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
+            )
+            self.trips_used[trip.vehicle_id] = max(self.trips_used.get(trip.vehicle_id, 0), trip.trip)
+        self.trips.extend(outcome.trips)
+        self.layers.append(outcome.stats)
+        return outcome
+
+    def result(self) -> KabupatenResult:
+        return KabupatenResult(
+            self.ctx.task.kabupaten_code,
+            tuple(sorted(self.trips, key=lambda t: (t.tier, t.vehicle_id, t.trip))),
+            tuple(sorted(self.unserved, key=lambda m: m.node_id)),
+            tuple(self.layers),
+        )
+
+
+@dataclass(frozen=True)
+class _FirstLeg:
+    """The first layer of a tier: direct deliveries and hub drops from the origins, as solved."""
+
+    shipments: list[Shipment]
+    outcome: _LayerOutcome
+
+
+def _first_leg(
+    run: _Pass,
+    tier: int,
+    origin_of: Mapping[str, str],
+    goods: Mapping[str, Mapping[str, int]],
+    deadline: int,
+    release: Mapping[str, int],
+) -> _FirstLeg:
+    """Solve the origins' vehicles: straight to each destination they can reach, else to the port whose boats
+    can (with a drop deadline that leaves the boats time). Destinations with no way are booked unserved."""
+    task, ctx = run.ctx.task, run.ctx
+    direct, via_hub = [], defaultdict(list)
+    for dest in sorted(goods):
+        choice, hub = _route_choice(task, origin_of[dest], dest, tier, ctx.paths, ctx.any_mode)
+        if choice == "direct":
+            direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], run.deadline_of(dest, deadline)))
+        elif choice == "hub":
+            via_hub[(origin_of[dest], hub)].append(dest)
+        else:
+            detail = (
+                _unreachable_detail(origin_of[dest], ctx.any_mode, dest)
+                if choice == "unreachable"
+                else f"no vehicle of the needed modes is based at {origin_of[dest]} or at a port"
+            )
+            run.unserved.append(Missed(dest, choice, detail))
+    origins = set(origin_of.values())
+    origin_fleet = [v for v in task.vehicles if tier in v.kind.tiers and v.base in origins]
+    drops = []
+    for (origin, hub), dests in sorted(via_hub.items()):
+        due = min(run.deadline_of(d, deadline) for d in dests)
+        latest = _latest_drop(task, hub, dests, due, tier, ctx.paths, origin_fleet)
+        if latest < 0:
+            run.unserved.extend(
+                Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
+            )
+            continue
+        drops.append(Shipment(hub, origin, tier, add_goods(*(goods[d] for d in dests)), latest, tuple(dests)))
+    released = {base: task.state.release(base, minute) for base, minute in release.items()}
+    source = "warehouse" if tier == 1 else "PPK"
+    outcome = run.run(f"tier {tier}: from {source}", tier, direct + drops, origin_fleet, released)
+    return _FirstLeg(direct + drops, outcome)
+
+
+def _deliver(
+    run: _Pass,
+    tier: int,
+    origin_of: Mapping[str, str],
+    goods: Mapping[str, Mapping[str, int]],
+    deadline: int,
+    release: Mapping[str, int],
+) -> dict[str, int]:
+    """Carry `goods` from their origins to their destinations: the origins' vehicles, then the ports' boats for
+    what was dropped at a port. Returns the minute each served destination has all its goods."""
+    task = run.ctx.task
+    first = _first_leg(run, tier, origin_of, goods, deadline, release)
+    arrival: dict[str, int] = {}
+    hub_release: dict[str, int] = {}
+    onward = []
+    for stock in task.state.hub_stock:
+        if stock.tier == tier:
+            hub_release[stock.hub] = task.state.release(
+                stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
+            )
+            onward.append(Shipment(stock.destination, stock.hub, tier, stock.items, deadline))
+    for s_index, shipment in enumerate(first.shipments):
+        if s_index in first.outcome.missed:
+            miss = first.outcome.missed[s_index]
+            for dest in shipment.final or (shipment.destination,):
+                detail = f"via {shipment.destination}: {miss.detail}" if shipment.final else miss.detail
+                run.unserved.append(Missed(dest, miss.reason, detail))
+        elif shipment.final:
+            ready = first.outcome.arrivals[s_index]
+            hub_release[shipment.destination] = max(hub_release.get(shipment.destination, 0), ready)
+            onward += [
+                Shipment(d, shipment.destination, tier, goods[d], run.deadline_of(d, deadline))
+                for d in shipment.final
+            ]
+        else:
+            arrival[shipment.destination] = first.outcome.arrivals[s_index]
+    if onward:
+        vessels = [v for v in task.vehicles if tier in v.kind.tiers and v.base in hub_release]
+        second = run.run(f"tier {tier}: from ports", tier, onward, vessels, hub_release)
+        for s_index, shipment in enumerate(onward):
+            if s_index in second.missed:
+                run.unserved.append(second.missed[s_index])
+            else:
+                done = second.arrivals[s_index]
+                arrival[shipment.destination] = max(arrival.get(shipment.destination, done), done)
+    return arrival
 
 
 def _plan_pass(
-    task: KabupatenTask,
-    paths: Mapping[str, PathMatrix],
-    any_mode: PathMatrix,
-    ppk_deadline: Mapping[str, int],
-    budget: float,
+    ctx: _Context, budget: float, ppk_deadline: Mapping[str, int], warm_routes: Mapping
 ) -> tuple[KabupatenResult, dict[str, int]]:
-    """One plan of the kabupaten, tier by tier; `ppk_deadline` overrides the PPK deadline of some PPKs.
+    """One plan of the kabupaten, tier by tier; `ppk_deadline` overrides the deadline of some PPKs.
     Returns the result and the minute each PPK has all its goods."""
-    network = task.network
-    wh = network.warehouse_of(task.kabupaten_code)
+    task = ctx.task
+    run = _Pass.start(ctx, budget, ppk_deadline, warm_routes)
     ppks = sorted(task.ppk_goods)
-    n_stops = len(ppks) + len(task.pps_goods)
-    trips: list[Trip] = []
-    unserved: list[Missed] = []
-    layers_stats: list[dict] = []
-    state = task.state
-    available: dict[str, int] = dict(state.vehicle_free)
-    trips_used: dict[str, int] = dict(state.trips_done)
-
-    def run(
-        name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
-    ) -> _LayerOutcome:
-        share = max(len(shipments), 1) / max(n_stops, 1)
-        outcome = _solve_layer(
-            _Layer(name, tier, shipments, vehicles, release, dict(available), dict(trips_used)),
-            task,
-            paths,
-            max(1.0, budget * share),
+    ppk_arrival = dict(task.state.ppk_ready)
+    ppk_arrival.update(
+        _deliver(
+            run, 1, dict.fromkeys(ppks, ctx.warehouse), task.ppk_goods, task.ppk_deadline, {ctx.warehouse: 0}
         )
-        for trip in outcome.trips:
-            available[trip.vehicle_id] = max(available.get(trip.vehicle_id, 0), trip.visits[-1].arrival)
-            trips_used[trip.vehicle_id] = max(trips_used.get(trip.vehicle_id, 0), trip.trip)
-        trips.extend(outcome.trips)
-        layers_stats.append(outcome.stats)
-        return outcome
-
-    def two_step(
-        tier: int,
-        origin_of: Mapping[str, str],
-        goods: Mapping[str, Mapping[str, int]],
-        deadline: int,
-        release,
-    ):
-        """Direct deliveries and hub drops from the origins, then the hubs' vessels; returns arrival per destination."""
-        direct, via_hub = [], defaultdict(list)
-
-        def deadline_of(dest: str) -> int:
-            return min(deadline, ppk_deadline.get(dest, deadline))
-
-        for dest in sorted(goods):
-            choice, hub = _route_choice(task, origin_of[dest], dest, tier, paths, any_mode)
-            if choice == "direct":
-                direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], deadline_of(dest)))
-            elif choice == "hub":
-                via_hub[(origin_of[dest], hub)].append(dest)
-            else:
-                detail = (
-                    _unreachable_detail(origin_of[dest], any_mode, dest)
-                    if choice == "unreachable"
-                    else f"no vehicle of the needed modes is based at {origin_of[dest]} or at a port"
-                )
-                unserved.append(Missed(dest, choice, detail))
-        origin_fleet = [
-            v for v in task.vehicles if tier in v.kind.tiers and v.base in set(origin_of.values())
-        ]
-        release = {base: state.release(base, minute) for base, minute in release.items()}
-        drops = []
-        for (origin, hub), dests in sorted(via_hub.items()):
-            latest = _latest_drop(task, hub, dests, min(map(deadline_of, dests)), tier, paths, origin_fleet)
-            if latest < 0:
-                unserved.extend(
-                    Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
-                )
-                continue
-            drops.append(
-                Shipment(hub, origin, tier, add_goods(*(goods[d] for d in dests)), latest, tuple(dests))
-            )
-        first = run(
-            f"tier {tier}: from {'warehouse' if tier == 1 else 'PPK'}",
-            tier,
-            direct + drops,
-            origin_fleet,
-            release,
-        )
-        arrival = {}
-        shipments = direct + drops
-        for s_index, shipment in enumerate(shipments):
-            if s_index in first.missed:
-                miss = first.missed[s_index]
-                for dest in shipment.final or (shipment.destination,):
-                    unserved.append(
-                        Missed(
-                            dest,
-                            miss.reason,
-                            miss.detail
-                            if not shipment.final
-                            else f"via {shipment.destination}: {miss.detail}",
-                        )
-                    )
-            elif not shipment.final:
-                arrival[shipment.destination] = first.arrivals[s_index]
-        hub_release: dict[str, int] = {}
-        onward = []
-        for stock in state.hub_stock:
-            if stock.tier == tier:
-                hub_release[stock.hub] = state.release(
-                    stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
-                )
-                onward.append(Shipment(stock.destination, stock.hub, tier, stock.items, deadline))
-        for s_index, shipment in enumerate(shipments):
-            if shipment.final and s_index not in first.missed:
-                hub_release[shipment.destination] = max(
-                    hub_release.get(shipment.destination, 0), first.arrivals[s_index]
-                )
-                onward += [
-                    Shipment(d, shipment.destination, tier, goods[d], deadline_of(d)) for d in shipment.final
-                ]
-        if onward:
-            vessels = [v for v in task.vehicles if tier in v.kind.tiers and v.base in hub_release]
-            second = run(f"tier {tier}: from ports", tier, onward, vessels, hub_release)
-            for s_index, shipment in enumerate(onward):
-                if s_index in second.missed:
-                    unserved.append(second.missed[s_index])
-                else:
-                    done = second.arrivals[s_index]
-                    arrival[shipment.destination] = max(arrival.get(shipment.destination, done), done)
-        return arrival
-
-    ppk_arrival = dict(state.ppk_ready)
-    ppk_arrival.update(two_step(1, dict.fromkeys(ppks, wh), task.ppk_goods, task.ppk_deadline, {wh: 0}))
-    supplied = set(ppk_arrival)
+    )
     pps_goods = {}
     for pps, goods in task.pps_goods.items():
         ppk = task.pps_ppk[pps]
-        if ppk in supplied:
+        if ppk in ppk_arrival:
             pps_goods[pps] = goods
         else:
-            why = next((m for m in unserved if m.node_id == ppk), None)
+            why = next((m for m in run.unserved if m.node_id == ppk), None)
             reason = why.reason if why else "no_vehicle"
-            unserved.append(Missed(pps, reason, f"its PPK {ppk} was not supplied"))
-    two_step(2, {p: task.pps_ppk[p] for p in pps_goods}, pps_goods, task.pps_deadline, ppk_arrival)
-    trips.sort(key=lambda t: (t.tier, t.vehicle_id, t.trip))
-    result = KabupatenResult(
-        task.kabupaten_code,
-        tuple(trips),
-        tuple(sorted(unserved, key=lambda m: m.node_id)),
-        tuple(layers_stats),
-    )
-    return result, ppk_arrival
+            run.unserved.append(Missed(pps, reason, f"its PPK {ppk} was not supplied"))
+    _deliver(run, 2, {p: task.pps_ppk[p] for p in pps_goods}, pps_goods, task.pps_deadline, ppk_arrival)
+    return run.result(), ppk_arrival
+
+
+# ---------------------------------------------------------------- coupling the tiers
+
+
+def _fastest_arrival(
+    ctx: _Context, fleet: Sequence[VehicleSpec], origin: str, dest: str, ready: int
+) -> float:
+    """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`."""
+    best = math.inf
+    for v in fleet:
+        matrix = ctx.paths[v.type_id]
+        if v.base != origin or not matrix.there_and_back(origin, dest):
+            continue
+        work = v.kind.load_min + math.ceil(matrix.hours_between(origin, dest) * 60) + v.kind.unload_min
+        best = min(
+            best, add_working_minutes(ready, work, v.kind.operating_hours, ctx.task.start_minute_of_day)
+        )
+    return best
+
+
+def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
+    """A lower bound on the minute each PPK can have its goods: the fastest warehouse vehicle driving straight
+    there, or to the port whose fastest boat then takes them on; the warehouse release when neither can."""
+    task = ctx.task
+    release = task.state.release(ctx.warehouse)
+    fleet = [v for v in task.vehicles if 1 in v.kind.tiers]
+    earliest = dict(task.state.ppk_ready)
+    for ppk in sorted(set(task.ppk_goods) - set(earliest)):
+        choice, hub = _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode)
+        best = math.inf
+        if choice == "direct":
+            best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release)
+        elif choice == "hub":
+            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release)
+            if math.isfinite(at_hub):
+                best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)))
+        earliest[ppk] = int(best) if math.isfinite(best) else release
+    return earliest
+
+
+def _chain_on_time(
+    trips: Sequence[Trip],
+    release: int,
+    kind: VehicleKind,
+    matrix: PathMatrix,
+    deadline_of: Mapping[tuple[str, str], int],
+    day: int,
+) -> bool:
+    """Whether one vehicle's trips, driven in the same order but leaving no earlier than `release`, still reach
+    every stop by its deadline (work pauses outside the operating hours, as in the engine)."""
+    hours = kind.operating_hours
+    clock = release
+    for trip in trips:
+        clock = max(clock, release)
+        at = trip.base
+        work = kind.load_min
+        for visit in trip.visits[1:-1]:
+            work += math.ceil(matrix.hours_between(at, visit.node_id) * 60)
+            clock = add_working_minutes(clock, work, hours, day)
+            if clock > deadline_of[(trip.base, visit.node_id)]:
+                return False
+            at, work = visit.node_id, kind.unload_min
+        clock = add_working_minutes(
+            clock, work + math.ceil(matrix.hours_between(at, trip.base) * 60), hours, day
+        )
+    return True
+
+
+def _latest_release(
+    ctx: _Context, trips: Sequence[Trip], deadline_of: Mapping[tuple[str, str], int], earliest: int
+) -> int:
+    """The latest minute the goods may reach a base so that its vehicles, driving `trips` in the same order,
+    still make every deadline: bisected, since a later release never makes a trip earlier. `earliest` when even
+    that is too late (the caller then keeps the tier-1 deadline at the earliest possible arrival)."""
+    task = ctx.task
+    by_vehicle: dict[str, list[Trip]] = defaultdict(list)
+    for trip in sorted(trips, key=lambda t: (t.vehicle_id, t.trip)):
+        by_vehicle[trip.vehicle_id].append(trip)
+    specs = {v.vehicle_id: v for v in task.vehicles}
+
+    def on_time(release: int) -> bool:
+        return all(
+            _chain_on_time(
+                chain,
+                max(release, task.state.vehicle_free.get(vid, 0)),
+                specs[vid].kind,
+                ctx.paths[specs[vid].type_id],
+                deadline_of,
+                task.start_minute_of_day,
+            )
+            for vid, chain in by_vehicle.items()
+        )
+
+    low, high = earliest, task.pps_deadline
+    if not on_time(low):
+        return earliest
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if on_time(middle) else (low, middle - 1)
+    return low
+
+
+def _backward_trips(
+    ctx: _Context, ppks: set[str], release: Mapping[str, int], budget: float
+) -> tuple[list[Trip], dict[tuple[str, str], int], set[str]]:
+    """Tier 2 (first leg) for the desa of `ppks`, their goods at each PPK from `release`: the trips, the deadline
+    of each (origin, destination), and the PPKs some of whose desa could not be served."""
+    task = ctx.task
+    run = _Pass.start(ctx, budget)
+    origin_of = {p: task.pps_ppk[p] for p in task.pps_goods if task.pps_ppk[p] in ppks}
+    goods = {p: task.pps_goods[p] for p in origin_of}
+    first = _first_leg(run, 2, origin_of, goods, task.pps_deadline, release)
+    deadline_of = {(s.origin, s.destination): s.deadline for s in first.shipments}
+    short = {origin_of[m.node_id] for m in run.unserved if m.node_id in origin_of}
+    for s_index in first.outcome.missed:
+        shipment = first.shipments[s_index]
+        short.add(shipment.origin)
+    return run.trips, deadline_of, short
+
+
+def _backward_pass(ctx: _Context, earliest: Mapping[str, int], budget: float) -> tuple[dict[str, int], dict]:
+    """How late may each PPK get its goods so that its own vehicles still serve all its desa in time?
+
+    First plans the PPK fleets (tier 2, first leg) as if every PPK got its goods at the calendar's PPK deadline;
+    the PPKs that then leave desa over are planned again as if they got their goods as early as possible.
+    For each PPK, the latest release at which its trips still make every deadline is bisected
+    (`_latest_release`). Returns that minute per PPK (absent: no tier-2 trip) and the trips as warm routes.
+    """
+    task = ctx.task
+    ppks = set(task.ppk_goods) - set(task.state.ppk_ready)
+    late_release = {p: max(task.ppk_deadline, earliest.get(p, 0)) for p in ppks}
+    trips, deadline_of, short = _backward_trips(ctx, ppks, late_release, budget)
+    if short:
+        early_trips, early_deadlines, _ = _backward_trips(ctx, short, earliest, budget)
+        trips = [t for t in trips if t.base not in short] + early_trips
+        deadline_of.update(early_deadlines)
+    by_base: dict[str, list[Trip]] = defaultdict(list)
+    warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
+    for trip in sorted(trips, key=lambda t: (t.vehicle_id, t.trip)):
+        by_base[trip.base].append(trip)
+        warm[(trip.vehicle_id, 2)].append(tuple(v.node_id for v in trip.visits[1:-1]))
+    latest = {
+        base: _latest_release(ctx, base_trips, deadline_of, earliest.get(base, 0))
+        for base, base_trips in sorted(by_base.items())
+        if base in ppks
+    }
+    return latest, {key: tuple(chain) for key, chain in warm.items()}
+
+
+def _coupled_deadlines(
+    ctx: _Context, latest: Mapping[str, int], earliest: Mapping[str, int]
+) -> dict[str, int]:
+    """Tier-1 deadline per PPK: its goods unloaded by the latest minute its own trips may start, never later than
+    the calendar's PPK deadline. A PPK whose coupled deadline would leave tier 1 less than COUPLING_MARGIN_MIN
+    after the earliest possible arrival keeps the calendar deadline: so tight a window would cost tier 1 the
+    PPK altogether, and the retry rule (`_next_deadlines`) tightens it if its desa are then left over."""
+    task = ctx.task
+    fleet = [v for v in task.vehicles if v.base == ctx.warehouse and 1 in v.kind.tiers]
+    unload = max((v.kind.unload_min for v in fleet), default=0)
+    hours = next((v.kind.operating_hours for v in fleet), None)
+    deadlines = {}
+    for ppk, minute in latest.items():
+        if ppk in task.state.ppk_ready:
+            continue
+        arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
+        if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
+            deadlines[ppk] = min(task.ppk_deadline, arrive_by)
+    return deadlines
+
+
+def _late_ppks(task: KabupatenTask, result: KabupatenResult, arrival: Mapping[str, int]) -> set[str]:
+    """PPKs some of whose desa were left over for capacity or time while the PPK itself was supplied."""
+    late = {
+        task.pps_ppk[m.node_id]
+        for m in result.unserved
+        if m.node_id in task.pps_ppk and m.reason in ("capacity", "too_late")
+    }
+    return {p for p in late if p in arrival and p not in task.state.ppk_ready}
+
+
+def _next_deadlines(
+    task: KabupatenTask,
+    deadlines: Mapping[str, int],
+    result: KabupatenResult,
+    arrival: Mapping[str, int],
+    earliest: Mapping[str, int],
+) -> dict[str, int]:
+    """The bounded retry rule between two passes. A PPK that tier 1 could not supply by its coupled deadline gets
+    the calendar's deadline back; a PPK some of whose desa were left over for capacity or time must get its goods
+    TIGHTEN_STEP_MIN earlier than it did, but never before they can possibly arrive."""
+    missed = {m.node_id for m in result.unserved} & set(deadlines)
+    following = {p: d for p, d in deadlines.items() if p not in missed}
+    for ppk in sorted(_late_ppks(task, result, arrival) - missed):
+        current = min(deadlines.get(ppk, task.ppk_deadline), arrival[ppk])
+        following[ppk] = max(earliest.get(ppk, 0), current - TIGHTEN_STEP_MIN)
+    return following
+
+
+def plan_kabupaten(task: KabupatenTask) -> KabupatenResult:
+    """Plan one kabupaten (see `plan_tiers`). A failure of the planner itself is reported, not raised: every
+    stop of the kabupaten is unserved with reason `planner_error` and the error, and `failure` says what went
+    wrong, so that one kabupaten's failure never costs the others their plans."""
+    try:
+        return plan_tiers(task)
+    except Exception as err:  # noqa: BLE001 - whatever the bug, the other kabupaten must still be planned
+        failure = f"the planner failed on kabupaten {task.kabupaten_code}: {type(err).__name__}: {err}"
+        stops = sorted({*task.ppk_goods, *task.pps_goods})
+        missed = tuple(Missed(node, "planner_error", failure) for node in stops)
+        return KabupatenResult(
+            task.kabupaten_code, (), missed, ({"layer": "failed", "error": failure},), failure
+        )
+
+
+def plan_tiers(task: KabupatenTask) -> KabupatenResult:
+    """Plan one kabupaten: both tiers, every port hand-over, and an unserved reason for every stop left out.
+
+    The tiers are coupled by a backward pass: tier 2 is planned first as if every PPK had its goods as early as
+    possible, which tells how late each PPK may get them (`_backward_pass`); tier 1 then plans with those
+    deadlines and tier 2 again from the real arrivals, warm-started from the backward trips. While stops are
+    left over, the PPK deadlines are adjusted by `_next_deadlines` (at most COUPLING_ROUNDS passes in all) and
+    the plan that serves most is kept.
+    """
+    ctx = _context(task)
+    budget = task.settings.time_limit_s
+    earliest = _earliest_ppk_arrivals(ctx)
+    # in deterministic mode the clock is only a safety net, and a tight one would make the plan depend on load
+    backward_budget = budget if task.settings.deterministic else budget * BACKWARD_SHARE / 2
+    latest, warm = _backward_pass(ctx, earliest, backward_budget)
+    deadlines = _coupled_deadlines(ctx, latest, earliest)
+    best: KabupatenResult | None = None
+    for round_no in range(COUPLING_ROUNDS):
+        result, arrival = _plan_pass(ctx, budget if round_no == 0 else budget / 2, deadlines, warm)
+        if best is None or len(result.unserved) < len(best.unserved):
+            best = result
+        following = _next_deadlines(task, deadlines, result, arrival, earliest)
+        if not result.unserved or following == deadlines:
+            break
+        deadlines = following
+    return best

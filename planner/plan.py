@@ -21,7 +21,7 @@ from planner.fileio import write_text
 PLAN_FORMAT = "kpu-logistics-plan"
 PLAN_VERSION = 1
 
-UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity"]
+UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity", "planner_error"]
 
 
 class _Model(BaseModel):
@@ -91,6 +91,10 @@ class Plan(_Model):
     unserved: list[Unserved] = Field(default_factory=list)
     kpis: dict = Field(default_factory=dict)
     replan: Replan | None = Field(default=None, description="set when this plan re-plans another one")
+    failed_kabupaten: list[str] = Field(
+        default_factory=list,
+        description="kabupaten the planner failed on: their stops are unserved with reason planner_error",
+    )
 
 
 def file_hash(path: str | Path) -> str:

@@ -195,6 +195,7 @@ def assemble_plan(
     inputs: ScenarioInputs, expect: Expectations, results: Iterable[KabupatenResult], network_path: Path
 ) -> Plan:
     scenario = inputs.scenario
+    results = list(results)
     routes, unserved = [], []
     for result in results:
         routes += [trip_route(trip, result.kabupaten_code, expect.start) for trip in result.trips]
@@ -220,6 +221,7 @@ def assemble_plan(
         blocked_legs=sorted(scenario.blocked_legs),
         routes=routes,
         unserved=sorted(unserved, key=lambda u: u.node_id),
+        failed_kabupaten=sorted(result.kabupaten_code for result in results if result.failure),
     )
     return plan.model_copy(update={"kpis": plan_kpis(plan, expect, inputs.kabupaten)})
 

@@ -114,10 +114,16 @@ def solve(
         f"Wrote {len(written)} files to [bold]{escape(str(out))}[/] in {time.perf_counter() - started:.0f} s "
         f"(plan.json, stops.csv, legs.csv, manifests, map)."
     )
+    for code in plan.failed_kabupaten:
+        failure = next(u.detail for u in plan.unserved if u.kabupaten_code == code)
+        console.print(
+            f"[bold red]Not planned: {escape(code)} {escape(names.get(code, ''))}[/] ({escape(failure)})"
+        )
     if problems:
         console.print(f"[bold red]The plan fails validation ({len(problems)} problems):[/]")
         for p in problems[:50]:
             console.print(f"  {escape(p)}", highlight=False)
+    if problems or plan.failed_kabupaten:
         raise typer.Exit(1)
 
 

@@ -1,0 +1,236 @@
+"""Dispatch on the small test network: port choice, latest drop, the tier coupling, every unserved reason."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from planner import dispatch
+from planner.dispatch import (
+    DispatchState,
+    ItemUnit,
+    KabupatenTask,
+    Missed,
+    _context,
+    _earliest_ppk_arrivals,
+    _latest_drop,
+    _next_deadlines,
+    _plan_pass,
+    build_layer_problem,
+    plan_kabupaten,
+)
+from planner.network import Network
+from planner.operations import VehicleKind, VehicleSpec
+from planner.paths import TravelSpeeds
+from planner.search import SearchSettings
+
+WH, PPK1, PPK2 = "wh:64.99", "ppk:64.99.01", "ppk:64.99.02"
+PORT, JETTY = "port:lanal_sangatta", "jetty:64.99.01.2001"
+ISLAND, RIVER_DESA, CUT_OFF = "pps:64.99.02.2002", "pps:64.99.01.2002", "pps:64.99.02.2003"
+PPS_OF = {
+    "pps:64.99.01.2001": PPK1,
+    RIVER_DESA: PPK1,
+    "pps:64.99.02.2001": PPK2,
+    ISLAND: PPK2,
+    CUT_OFF: PPK2,
+}
+DAYLIGHT = (6 * 60, 18 * 60)
+UNITS = (ItemUnit("kit", 10.0, 0.1),)
+SETTINGS = SearchSettings(time_limit_s=5, deterministic=True, solution_limit=50, seed_iterations=300)
+
+
+def _kind(type_id: str, speeds: dict[str, float], capacity_kg: float = 2000, tiers=(1, 2), hours=DAYLIGHT):
+    return VehicleKind(
+        type_id=type_id,
+        name=type_id,
+        tiers=frozenset(tiers),
+        speeds=TravelSpeeds(speeds),
+        capacity_kg=capacity_kg,
+        capacity_m3=capacity_kg / 100,
+        operating_hours=hours,
+        load_min=30,
+        unload_min=20,
+        cost_per_km=5000,
+        cost_per_day=500_000,
+    )
+
+
+TRUCK = _kind("truck", {"road": 40.0}, tiers=(1,))
+PICKUP = _kind("pickup", {"road": 40.0}, capacity_kg=400, tiers=(2,))
+LONGBOAT = _kind("longboat", {"river": 15.0}, capacity_kg=400, tiers=(2,))
+SHIP = _kind("ship", {"sea": 20.0}, capacity_kg=5000, hours=None)
+
+
+def _fleet(*extra: VehicleSpec) -> tuple[VehicleSpec, ...]:
+    return (
+        VehicleSpec("truck@wh#1", WH, TRUCK),
+        VehicleSpec("pickup@ppk1#1", PPK1, PICKUP),
+        VehicleSpec("pickup@ppk2#1", PPK2, PICKUP),
+        VehicleSpec("longboat@jetty#1", JETTY, LONGBOAT),
+        VehicleSpec("ship@port#1", PORT, SHIP),
+        *extra,
+    )
+
+
+def _task(network: Network, vehicles=None, kits_per_pps: int = 2, **changes) -> KabupatenTask:
+    pps_goods = {pps: {"kit": kits_per_pps} for pps in PPS_OF}
+    ppk_goods = {
+        ppk: {"kit": sum(g["kit"] for p, g in pps_goods.items() if PPS_OF[p] == ppk)} for ppk in (PPK1, PPK2)
+    }
+    task = KabupatenTask(
+        kabupaten_code="64.99",
+        network=network,
+        vehicles=vehicles if vehicles is not None else _fleet(),
+        items=UNITS,
+        ppk_goods=ppk_goods,
+        ppk_own={PPK1: {}, PPK2: {}},
+        pps_goods=pps_goods,
+        pps_ppk=dict(PPS_OF),
+        start_minute_of_day=6 * 60,
+        ppk_deadline=36 * 60,
+        pps_deadline=60 * 60,
+        settings=SETTINGS,
+    )
+    return replace(task, **changes)
+
+
+def _reasons(result) -> dict[str, str]:
+    return {m.node_id: m.reason for m in result.unserved}
+
+
+def _visited(result, vehicle_id: str) -> list[str]:
+    return [v.node_id for t in result.trips if t.vehicle_id == vehicle_id for v in t.visits[1:-1]]
+
+
+def test_every_desa_is_served_by_road_river_and_sea(maps_network):
+    result = plan_kabupaten(_task(maps_network))
+    assert result.unserved == () and result.failure == ""
+    # the island goes by way of the Lanal port: the PPK's pickup drops there, the ship takes it on
+    assert PORT in _visited(result, "pickup@ppk2#1")
+    assert ISLAND in _visited(result, "ship@port#1")
+    assert RIVER_DESA in _visited(result, "longboat@jetty#1")
+    ship_trip = next(t for t in result.trips if t.vehicle_id == "ship@port#1")
+    drop = next(
+        v for t in result.trips if t.vehicle_id == "pickup@ppk2#1" for v in t.visits if v.node_id == PORT
+    )
+    assert ship_trip.visits[0].arrival >= drop.departure, "the ship left before the goods reached the port"
+
+
+def test_the_latest_drop_leaves_the_boat_time_to_make_the_deadline(maps_network):
+    task = _task(maps_network)
+    ctx = _context(task)
+    deadline = 30 * 60
+    origin_fleet = [v for v in task.vehicles if v.base == PPK2]
+    latest = _latest_drop(task, PORT, [ISLAND], deadline, 2, ctx.paths, origin_fleet)
+    sea_minutes = math.ceil(ctx.paths["ship"].hours_between(PORT, ISLAND) * 60)
+    assert 0 < latest <= deadline - (PICKUP.unload_min + SHIP.load_min + sea_minutes + SHIP.unload_min)
+
+
+def test_tier_one_deadlines_come_from_what_each_ppk_fleet_needs(maps_network):
+    # the desa deadline only 2 h after the PPK deadline: a PPK supplied at its calendar deadline is too late
+    task = _task(maps_network, kits_per_pps=30, pps_deadline=38 * 60)
+    ctx = _context(task)
+    earliest = _earliest_ppk_arrivals(ctx)
+    latest, warm = dispatch._backward_pass(ctx, earliest, 4.0)
+    deadlines = dispatch._coupled_deadlines(ctx, latest, earliest)
+    assert warm, "the backward pass found no tier-2 trips to start from"
+    for ppk, deadline in deadlines.items():
+        assert earliest[ppk] <= deadline <= task.ppk_deadline
+    assert any(d < task.ppk_deadline for d in deadlines.values()), "no PPK needed its goods early"
+    result = plan_kabupaten(task)
+    assert not [m for m in result.unserved if m.reason in ("capacity", "too_late")]
+    for ppk, deadline in deadlines.items():
+        arrivals = [v.arrival for t in result.trips if t.tier == 1 for v in t.visits if v.node_id == ppk]
+        assert arrivals and max(arrivals) <= deadline
+
+
+def test_a_deadline_before_the_start_is_too_late_not_a_crash(maps_network):
+    # the retry arithmetic of earlier versions produced "window (0, -501)" and aborted the whole solve
+    task = _task(maps_network)
+    result, _ = _plan_pass(_context(task), 2.0, {PPK2: -501}, {})
+    reasons = _reasons(result)
+    assert reasons[PPK2] == "too_late"
+    assert "after the deadline" in next(m.detail for m in result.unserved if m.node_id == PPK2)
+    assert all(reasons[p] == "too_late" for p, ppk in PPS_OF.items() if ppk == PPK2)
+    assert PPK1 not in reasons and "pps:64.99.01.2001" not in reasons, "the rest of the kabupaten is planned"
+
+
+def test_a_layer_never_hands_the_engine_an_empty_window(maps_network):
+    task = _task(maps_network)
+    ctx = _context(task)
+    layer = dispatch._Layer(
+        "tier 1",
+        1,
+        [
+            dispatch.Shipment(PPK1, WH, 1, {"kit": 4}, deadline=-10),
+            dispatch.Shipment(PPK2, WH, 1, {"kit": 6}, 36 * 60),
+        ],
+        [v for v in task.vehicles if v.base == WH],
+        {WH: 0},
+        {},
+        {},
+    )
+    built = build_layer_problem(layer, task, ctx.paths)
+    assert built.missed[0].reason == "too_late"
+    assert all(0 <= s.window[0] <= s.window[1] for s in built.problem.stops)
+    assert {built.problem.stops[i].name for i in range(len(built.problem.stops))} == {PPK2}
+
+
+def test_every_unserved_reason(maps_network):
+    blocked = maps_network.blocked([f"road:{PPK2}-{CUT_OFF}"])
+    no_ship = tuple(v for v in _fleet() if v.base != PORT)
+    result = plan_kabupaten(_task(blocked, vehicles=no_ship))
+    reasons = _reasons(result)
+    assert reasons[CUT_OFF] == "unreachable"
+    assert reasons[ISLAND] == "no_vehicle"
+    assert "pps:64.99.02.2001" not in reasons
+
+    late = plan_kabupaten(_task(maps_network, ppk_deadline=20, pps_deadline=40))
+    assert set(_reasons(late).values()) == {"too_late"}
+
+    tiny = tuple(
+        replace(v, kind=replace(v.kind, capacity_kg=25.0)) if v.base == PPK2 else v for v in _fleet()
+    )
+    crowded = plan_kabupaten(_task(maps_network, vehicles=tiny, kits_per_pps=40))
+    assert "capacity" in _reasons(crowded).values()
+
+
+def test_a_failure_in_one_kabupaten_is_reported_not_raised(maps_network, monkeypatch):
+    def broken(task):
+        raise RuntimeError("engine bug")
+
+    monkeypatch.setattr(dispatch, "plan_tiers", broken)
+    result = plan_kabupaten(_task(maps_network))
+    assert "engine bug" in result.failure and result.trips == ()
+    assert {m.node_id for m in result.unserved} == {PPK1, PPK2, *PPS_OF}
+    assert {m.reason for m in result.unserved} == {"planner_error"}
+
+
+def test_the_retry_rule_is_bounded_and_never_before_the_goods_can_arrive(maps_network):
+    task = _task(maps_network)
+    earliest = {PPK1: 100, PPK2: 200}
+    deadlines = {PPK1: 1500, PPK2: 300}
+    result = dispatch.KabupatenResult(
+        "64.99",
+        (),
+        (
+            Missed(PPK1, "too_late", "tier 1 missed it"),
+            Missed("pps:64.99.02.2001", "capacity", "its pickup ran out of time"),
+        ),
+        (),
+    )
+    following = _next_deadlines(task, deadlines, result, {PPK2: 290}, earliest)
+    assert PPK1 not in following, "a PPK tier 1 could not supply gets the calendar deadline back"
+    assert following[PPK2] == 200, "tightened, but not before the earliest possible arrival"
+    again = _next_deadlines(task, following, result, {PPK2: 200}, earliest)
+    assert again[PPK2] == 200
+
+
+@pytest.mark.parametrize("state", [DispatchState(), DispatchState(not_before=120)])
+def test_deterministic_dispatch_gives_the_same_trips(maps_network, state):
+    first = plan_kabupaten(_task(maps_network, state=state))
+    second = plan_kabupaten(_task(maps_network, state=state))
+    assert first.trips == second.trips and first.unserved == second.unserved
+    assert all(t.visits[0].arrival >= state.not_before for t in first.trips)
