@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -13,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
-from planner.fileio import write_csv
+from planner.fileio import RECORD_NAME, output_folder, write_csv
 from planner.maps import load_boundaries, write_map
 from planner.operations import VehicleKind, VehicleSpec
 from planner.plan import (
@@ -313,21 +314,59 @@ def node_info(inputs: ScenarioInputs) -> pd.DataFrame:
 
 
 def write_outputs(
-    plan: Plan, inputs: ScenarioInputs, out_dir: str | Path, changed: Collection[tuple[str, int]] = ()
+    plan: Plan,
+    inputs: ScenarioInputs,
+    out_dir: str | Path,
+    changed: Collection[tuple[str, int]] = (),
+    extra: Callable[[Path], list[Path]] | None = None,
 ) -> list[Path]:
-    """plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the map."""
+    """Write every output of a plan into `out_dir`, whole or not at all; return the paths written.
+
+    plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the maps
+    (and what `extra(folder)` writes, e.g. a re-plan's diff.json) go into a staging folder; the
+    completion record outputs.json (every file with its sha256) is written last and the folder then
+    moved onto `out_dir` (planner.fileio.output_folder). A failure leaves `out_dir` as it was.
+    `changed`: (vehicle, trip) of re-planned trips, highlighted on the maps.
+    """
     out_dir = Path(out_dir)
+    with output_folder(out_dir) as staging:
+        written = _write_plan_files(plan_for_folder(plan, out_dir), inputs, staging, changed)
+        if extra is not None:
+            written += extra(staging)
+    return [out_dir / path.relative_to(staging) for path in written] + [out_dir / RECORD_NAME]
+
+
+def _relative_to(path: str, folder: Path) -> str:
+    """`path` as seen from `folder` ('/'-separated), so plan.json has the same bytes wherever the run was
+    started and however the scenario was named (relative or absolute)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): keep it absolute
+        return Path(path).resolve().as_posix()
+
+
+def plan_for_folder(plan: Plan, out_dir: Path) -> Plan:
+    """The plan as written into `out_dir`: its scenario and network paths relative to that folder."""
+    scenario = plan.scenario
+    if scenario.path:
+        scenario = scenario.model_copy(update={"path": _relative_to(scenario.path, out_dir)})
+    return plan.model_copy(update={"scenario": scenario, "network": _relative_to(plan.network, out_dir)})
+
+
+def _write_plan_files(
+    plan: Plan, inputs: ScenarioInputs, folder: Path, changed: Collection[tuple[str, int]]
+) -> list[Path]:
     unserved = pd.DataFrame(
         [u.model_dump() for u in plan.unserved], columns=["node_id", "kabupaten_code", "reason", "detail"]
     )
     written = [
-        write_plan(plan, out_dir / "plan.json"),
-        write_csv(stops_frame(plan), out_dir / "stops.csv"),
-        write_csv(legs_frame(plan), out_dir / "legs.csv"),
-        write_csv(unserved, out_dir / "unserved.csv"),
+        write_plan(plan, folder / "plan.json"),
+        write_csv(stops_frame(plan), folder / "stops.csv"),
+        write_csv(legs_frame(plan), folder / "legs.csv"),
+        write_csv(unserved, folder / "unserved.csv"),
     ]
     info = node_info(inputs)
-    written += write_reports(plan, inputs.network, inputs.items, info, out_dir)
+    written += write_reports(plan, inputs.network, inputs.items, info, folder)
     boundaries = load_boundaries(inputs.network.source)
     for audience in ("kpu", "lanal"):
         written.append(
@@ -336,7 +375,7 @@ def write_outputs(
                 inputs.network,
                 info,
                 audience,
-                out_dir / f"map-{audience}.html",
+                folder / f"map-{audience}.html",
                 items=inputs.items,
                 boundaries=boundaries,
                 changed=changed,

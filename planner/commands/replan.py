@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
 from planner.commands.solve import kabupaten_names, summary_table
 from planner.errors import InputError
-from planner.fileio import write_json
+from planner.fileio import stored_path, write_json
 from planner.plan import read_plan
 from planner.replan import Change, apply_change, changed_trips, check_change, plan_diff, replan
 from planner.scenario import load_inputs, load_scenario
@@ -55,6 +55,7 @@ def diff_table(diff: dict) -> Table:
     return table
 
 
+@holds_output()
 def replan_command(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json to re-plan")],
     block: Annotated[
@@ -84,7 +85,7 @@ def replan_command(
     if not at:
         raise InputError("give the moment of the change with --at, e.g. --at 2024-11-24T10:00+08:00")
     plan = read_plan(plan_file)
-    scenario_file = scenario or Path(plan.scenario.path or "")
+    scenario_file = scenario or stored_path(plan_file, plan.scenario.path or "")
     if not scenario_file.is_file():
         raise InputError(
             f"the plan's scenario file {scenario_file} is not found: give it with --scenario",
@@ -111,8 +112,9 @@ def replan_command(
     names = inputs.network.nodes["name"].astype(str).to_dict()
     diff = plan_diff(plan, new, names)
     problems = validate_plan(new, expect)
-    written = write_outputs(new, inputs, out, changed=changed_trips(plan, new))
-    written.append(write_json(out / "diff.json", diff))
+    written = write_outputs(
+        new, inputs, out, changed_trips(plan, new), lambda folder: [write_json(folder / "diff.json", diff)]
+    )
     console.print(summary_table(new, kabupaten_names(inputs)))
     console.print(diff_table(diff))
     km = ", ".join(f"{mode} {value:+,.1f}" for mode, value in diff["km_added_by_mode"].items() if value)

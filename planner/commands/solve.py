@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
 from planner.plan import Plan, read_plan
 from planner.scenario import ScenarioInputs, load_inputs, load_scenario
 from planner.solve import (
@@ -64,6 +64,7 @@ def summary_table(plan: Plan, names: dict[str, str]) -> Table:
     return table
 
 
+@holds_output()
 def solve(
     scenario: Annotated[Path, typer.Argument(help="scenario file, e.g. scenarios/kaltim-2024.yaml")],
     out: Annotated[Path, typer.Option("--out", help="folder for plan.json, CSV, manifests and map")] = Path(
