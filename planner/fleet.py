@@ -68,8 +68,9 @@ MAX_MINUTES = 24 * 60  # loading or unloading takes less than a day
 MAX_COST_PER_KM = 10_000_000  # IDR; a chartered helicopter costs under 1 million IDR per km
 MAX_COST_PER_DAY = 10_000_000_000  # IDR; a navy vessel day costs a few hundred million
 MAX_COUNT = 500  # vehicles per base line; Kaltim's busiest warehouse has 8 trucks
-MAX_VEHICLES = 20_000  # in a whole fleet after each_ppk expansion; Kaltim has about 600
+MAX_VEHICLES = 5_000  # in a whole fleet after each_ppk expansion; Kaltim's has 360
 MAX_FILE_BYTES = 1_000_000  # a scenario or fleet file is a few kB; a larger file is not one
+MAX_SHOWN_PROBLEMS = 50  # an officer fixes the first ones and runs again
 
 
 class _Strict(BaseModel):
@@ -297,6 +298,11 @@ def pydantic_problems(err: ValidationError, source: str | Path) -> list[str]:
             if given is not None and not isinstance(given, dict | list):
                 message += f" (got {short_text(repr(given))})"
         problems.append(f"{source}: {path}: {message}")
+    if len(problems) > MAX_SHOWN_PROBLEMS:
+        problems = [
+            *problems[:MAX_SHOWN_PROBLEMS],
+            f"{source}: and {len(problems) - MAX_SHOWN_PROBLEMS:,} more",
+        ]
     return problems
 
 
@@ -431,6 +437,8 @@ def check_fleet(
         return None, err.problems or [str(err)]
     if not isinstance(raw, dict):
         return None, [f"{source}: a fleet file must be a mapping with vehicle_types and bases"]
+    if not {"vehicle_types", "bases"} & set(raw):  # another file: say so, without quoting its content
+        return None, [f"{source}: not a fleet file (it has neither vehicle_types nor bases)"]
     problems: list[str] = []
     spec: FleetSpec | None = None
     try:
@@ -447,6 +455,13 @@ def check_fleet(
         raw_types = raw.get("vehicle_types")
         type_ids = [str(t) for t in raw_types] if isinstance(raw_types, dict) else []
     problems += base_problems(bases, type_ids, nodes, source)
+    if spec is not None and nodes is not None and not problems:
+        placed = sum(len(_base_nodes(base, nodes)) * base.count for base in spec.bases)
+        if placed > MAX_VEHICLES:
+            problems.append(
+                f"{source}: bases: {placed:,} vehicles in all, more than {MAX_VEHICLES:,} (each_ppk multiplies "
+                "count by the number of PPK)"
+            )
     problems = list(dict.fromkeys(problems))
     return (spec if not problems else None), problems
 

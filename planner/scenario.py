@@ -453,6 +453,12 @@ def load_scenario(path: str | Path, loaders: Loaders = Loaders()) -> Scenario:
             source=source,
             problems=[f"{source}: expected a mapping of fields"],
         )
+    if not {"network", "fleet", "catalog", "calendar"} & set(raw):  # another file: do not quote it
+        raise InputError(
+            "not a scenario file",
+            source=source,
+            problems=[f"{source}: not a scenario file (it has none of network, fleet, catalog, calendar)"],
+        )
     problems: list[str] = []
     scenario: Scenario | None = None
     try:
