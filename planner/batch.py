@@ -252,6 +252,8 @@ def run_batch(
     progress = progress or NoProgress()
     check_output_folder(options.out_dir)
     scenarios = load_batch(paths)
+    for scenario in scenarios:  # each plan replaces its folder: refuse someone's folder before solving
+        check_output_folder(options.out_dir / scenario.name, f"--out {options.out_dir}:", replace=True)
     with folder_lock(options.out_dir):
         return _run_locked_batch(scenarios, options, progress)
 

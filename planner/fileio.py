@@ -127,8 +127,12 @@ def _is_stale(lock: Path, owner: dict[str, Any] | None) -> bool:
     return owner.get("host") == socket.gethostname() and not _alive(owner["pid"])
 
 
-def check_output_folder(target: str | Path, option: str = "--out") -> Path:
-    """Refuse (InputError) an output folder that cannot be written, before any work: nothing is created."""
+def check_output_folder(target: str | Path, option: str = "--out", replace: bool = False) -> Path:
+    """Refuse (InputError) an output folder that cannot be written, before any work: nothing is created.
+
+    With `replace` (a run that replaces the folder's content), a folder holding files that are not an
+    earlier output of the planner is refused too, so that `--out .` never deletes someone's files.
+    """
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise InputError(f"{option} {target} is a file, not a folder", source=option)
@@ -141,7 +145,20 @@ def check_output_folder(target: str | Path, option: str = "--out") -> Path:
         raise InputError(f"{option} {target}: cannot write in {ancestor}", source=option)
     if target.is_dir() and not os.access(target, os.R_OK | os.X_OK):
         raise InputError(f"{option} {target}: cannot read the folder", source=option)
+    if replace and _holds_foreign_files(target):
+        raise InputError(
+            f"{option} {target} holds files that are not planner outputs (no {RECORD_NAME} or "
+            "plan.json): give a new or empty folder",
+            source=option,
+        )
     return target
+
+
+def _holds_foreign_files(folder: Path) -> bool:
+    """A folder with files in it, but no sign that the planner wrote them."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return False
+    return not any((folder / marker).is_file() for marker in PLAN_MARKERS)
 
 
 @contextlib.contextmanager
@@ -300,13 +317,7 @@ def output_folder(target: str | Path, keep_existing: bool = False, option: str =
     """
     target = Path(target)
     with folder_lock(target, option):
-        foreign = not any((target / marker).is_file() for marker in PLAN_MARKERS)
-        if not keep_existing and target.is_dir() and any(target.iterdir()) and foreign:
-            raise InputError(
-                f"{option} {target} holds files that are not planner outputs (no {RECORD_NAME} or "
-                "plan.json): give a new or empty folder",
-                source=option,
-            )
+        check_output_folder(target, option, replace=not keep_existing)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
             if keep_existing and target.is_dir():

@@ -124,7 +124,10 @@ def test_a_failed_first_run_leaves_no_folder(bontang, tmp_path, monkeypatch):
     assert not (tmp_path / "new").exists()  # not even the parent folder it made for the run
 
 
-def test_an_interrupted_solve_keeps_the_previous_plan_and_the_next_run_recovers(bontang, tmp_path):
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_solve_keeps_the_previous_plan_and_the_next_run_recovers(
+    signal_number, bontang, tmp_path
+):
     scenario, plan, inputs = bontang
     out = tmp_path / "out"
     write_outputs(plan, inputs, out)
@@ -145,11 +148,14 @@ def test_an_interrupted_solve_keeps_the_previous_plan_and_the_next_run_recovers(
         assert run.poll() is None, run.stderr.read().decode()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    run.send_signal(signal.SIGTERM)  # killed outright: no handler runs
+    run.send_signal(signal_number)
     run.wait(timeout=60)
     assert snapshot(out) == before
-    assert (tmp_path / ".out.lock").exists()  # the dead run's lock: stale
-    assert any(tmp_path.glob(".out.partial-*"))
+    if signal_number == signal.SIGTERM:  # killed outright: no clean-up ran
+        assert (tmp_path / ".out.lock").exists()  # the dead run's lock: stale
+        assert any(tmp_path.glob(".out.partial-*"))
+    else:  # Ctrl-C: the run cleans up after itself
+        assert run.returncode != 0 and leftovers(tmp_path) == []
     write_outputs(
         plan.model_copy(update={"routes": plan.routes[:2]}), inputs, out
     )  # takes the stale lock over

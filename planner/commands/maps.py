@@ -13,7 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.errors import InputError
-from planner.fileio import RECORD_NAME, folder_lock, output_folder, refresh_record, stored_path
+from planner.fileio import (
+    RECORD_NAME,
+    check_output_folder,
+    folder_lock,
+    output_folder,
+    refresh_record,
+    stored_path,
+)
 from planner.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from planner.maps import Boundaries, load_boundaries, write_kabupaten_maps, write_map
 from planner.plan import Plan, read_plan
@@ -163,6 +170,7 @@ def map_command(
     target = out if out is not None else plan.parent / f"map-{audience.value}.html"
     if target.is_dir():
         raise InputError(f"--out {target} is a folder: give the HTML file to write", source="--out")
+    check_output_folder(target.parent)
 
     def draw() -> list[Path]:
         written = [
@@ -215,6 +223,8 @@ def report_command(
     ] = False,
 ) -> None:
     """Re-write the manifests (CSV, XLSX per vehicle), kabupaten summaries and schedule charts of a plan."""
+    if out is not None:
+        check_output_folder(out)
     inputs = resolve_inputs(plan, scenario, demand)
     out_dir = out if out is not None else plan.parent
     console = Console()

@@ -78,7 +78,7 @@ def holds_output(parameter: str = "out") -> Callable[[Command], Command]:
             out = kwargs.get(parameter)
             if out is None:
                 return command(*args, **kwargs)
-            check_output_folder(Path(out), f"--{parameter.replace('_', '-')}")
+            check_output_folder(Path(out), f"--{parameter.replace('_', '-')}", replace=True)
             with folder_lock(Path(out), f"--{parameter.replace('_', '-')}"):
                 return command(*args, **kwargs)
 
