@@ -228,7 +228,7 @@ def _recover_leftovers(target: Path) -> None:
     """Clean up after a run that was killed while it wrote `target` (the lock is ours, so it is gone)."""
     for partial in target.parent.glob(f".{glob_escape(target.name)}.partial-*"):
         shutil.rmtree(partial, ignore_errors=True)
-    olds = sorted(target.parent.glob(f".{glob_escape(target.name)}.old-*"))
+    olds = sorted(target.parent.glob(f".{glob_escape(target.name)}.old-*"), key=lambda p: p.stat().st_mtime)
     if olds and not target.exists():
         os.replace(olds.pop(), target)  # killed between the two renames of the swap: put it back
     for old in olds:

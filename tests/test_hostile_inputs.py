@@ -35,6 +35,7 @@ COMMON = ROOT / "scenarios" / "common"
 FIGURES = NETWORK / "source" / "kpu_pilkada_2024.csv"
 BONTANG = "64.74"
 FUZZ = settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ_SLOW = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))  # ~1 s each
 
 HOSTILE_NUMBERS = [-5, 0, 1e-9, 0.5, 1e16, 6e19, 1e300, 1e308, math.inf, -math.inf, math.nan, 100_000, 2**63]
 HOSTILE_TEXT = [
@@ -389,7 +390,7 @@ CELLS = st.one_of(
 )
 
 
-@FUZZ
+@FUZZ_SLOW
 @given(
     changes=st.lists(
         st.tuples(st.integers(0, 14), st.sampled_from(["desa_code", "tps", "dpt"]), CELLS),

@@ -19,7 +19,7 @@ import planner.solve
 from planner import cli
 from planner.batch import BatchOptions, run_batch
 from planner.errors import InputError
-from planner.fileio import RECORD_NAME, file_sha256, folder_files, record_problems
+from planner.fileio import RECORD_NAME, file_sha256, folder_files, folder_lock, record_problems
 from planner.scenario import load_inputs, load_scenario
 from planner.solve import (
     assemble_plan,
@@ -268,3 +268,13 @@ def test_the_same_scenario_gives_the_same_plan_bytes_by_relative_or_absolute_pat
     assert stored["scenario"]["path"] == "../bontang.yaml"
     assert not Path(stored["network"]).is_absolute()
     assert (tmp_path / "out" / stored["network"]).resolve() == (ROOT / "networks" / "kaltim").resolve()
+
+
+def test_a_run_killed_between_the_two_renames_gets_its_folder_back(tmp_path):
+    old = tmp_path / ".out.old-abc123"  # the previous folder, renamed away; the new one never arrived
+    old.mkdir()
+    (old / "plan.json").write_text("{}", encoding="utf-8")
+    (tmp_path / ".out.partial-def456").mkdir()
+    with folder_lock(tmp_path / "out"):
+        assert (tmp_path / "out" / "plan.json").read_text(encoding="utf-8") == "{}"
+    assert leftovers(tmp_path) == []
