@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from planner.errors import InputError
 
-COMMAND_MODULES = ("network", "demand", "scenario", "solve", "maps", "replan", "batch", "bench")
+COMMAND_MODULES = ("network", "demand", "scenario", "solve", "validate", "maps", "replan", "batch", "bench")
 
 
 def build_app() -> typer.Typer:

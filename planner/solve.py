@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
+from planner.dispatch import KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
 from planner.fileio import RECORD_NAME, output_folder, write_csv
+from planner.kpis import plan_kpis
 from planner.maps import load_boundaries, write_map
-from planner.operations import VehicleKind, VehicleSpec
 from planner.plan import (
     Calendar,
     Plan,
@@ -33,55 +33,9 @@ from planner.report import write_reports
 from planner.scenario import ScenarioInputs
 from planner.search import SearchSettings
 from planner.validate import Expectations
+from planner.validate import expectations as expectations  # re-exported: planner.solve.expectations
 
 ProgressCallback = Callable[[str, str], None]  # (kabupaten code, "started" | "done")
-
-
-def vehicle_kind(vehicle_type) -> VehicleKind:
-    """The planner's view of a fleet vehicle type (clock times become minutes after midnight)."""
-    hours = vehicle_type.operating_hours
-    return VehicleKind(
-        type_id=vehicle_type.id,
-        name=vehicle_type.name,
-        tiers=frozenset(vehicle_type.tiers),
-        speeds=vehicle_type.travel_speeds(),
-        capacity_kg=vehicle_type.capacity_kg,
-        capacity_m3=vehicle_type.capacity_m3,
-        operating_hours=(hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
-        if hours
-        else None,
-        load_min=vehicle_type.load_min,
-        unload_min=vehicle_type.unload_min,
-        cost_per_km=vehicle_type.cost_per_km,
-        cost_per_day=vehicle_type.cost_per_day,
-    )
-
-
-def expectations(inputs: ScenarioInputs) -> Expectations:
-    """Network, fleet, goods per PPS and PPK, and calendar of a scenario, as plain data."""
-    kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
-    vehicles = {
-        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, kinds[v.type_id]) for v in inputs.fleet.vehicles
-    }
-    item_ids = [i.id for i in inputs.items]
-    pps = inputs.demand.pps
-    ppk = inputs.demand.ppk
-
-    def goods(row) -> dict[str, int]:
-        return {i: int(row[i]) for i in item_ids if int(row[i])}
-
-    calendar = inputs.scenario.calendar
-    return Expectations(
-        network=inputs.network,
-        vehicles=vehicles,
-        units={i.id: ItemUnit(i.id, i.unit_kg, i.unit_m3) for i in inputs.items},
-        pps_goods={row["node_id"]: goods(row) for _, row in pps.iterrows()},
-        ppk_own={row["node_id"]: goods(row) for _, row in ppk.iterrows()},
-        pps_ppk={row["node_id"]: f"ppk:{row['kecamatan_code']}" for _, row in pps.iterrows()},
-        start=calendar.start_local,
-        ppk_deadline=calendar.ppk_deadline_local,
-        pps_deadline=calendar.pps_deadline_local,
-    )
 
 
 def search_settings(
@@ -225,86 +179,6 @@ def assemble_plan(
         failed_kabupaten=sorted(result.kabupaten_code for result in results if result.failure),
     )
     return plan.model_copy(update={"kpis": plan_kpis(plan, expect, inputs.kabupaten)})
-
-
-def plan_kpis(plan: Plan, expect: Expectations, kabupaten: Iterable[str]) -> dict:
-    """km and hours per mode, cost, vehicles used, completion time and slack per kabupaten."""
-    legs = expect.network.legs
-    per_kab: dict[str, dict] = {}
-    for code in kabupaten:
-        per_kab[code] = {
-            "vehicles_used": 0,
-            "trips": 0,
-            "km_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
-            "hours_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
-            "cost_idr": 0.0,
-            "ppk_completion": None,
-            "pps_completion": None,
-            "slack_hours_ppk": None,
-            "slack_hours_pps": None,
-            "unserved": 0,
-        }
-    used_days: dict[tuple[str, str], set] = defaultdict(set)
-    for route in plan.routes:
-        k = per_kab[route.kabupaten_code]
-        kind = expect.vehicles[route.vehicle_id].kind
-        k["trips"] += 1
-        for leg_id in route.legs:
-            leg = legs.loc[leg_id]
-            speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
-            k["km_by_mode"][leg["mode"]] += float(leg["length_km"])
-            k["hours_by_mode"][leg["mode"]] += float(leg["length_km"]) / speed if speed else 0.0
-            k["cost_idr"] += float(leg["length_km"]) * kind.cost_per_km
-        first, last = route.stops[0].arrival, route.stops[-1].arrival
-        day = first.date()
-        while day <= last.date():
-            used_days[(route.kabupaten_code, route.vehicle_id)].add(day)
-            day += timedelta(days=1)
-        for stop in route.stops:
-            if not stop.deliver:
-                continue
-            tier_key, deadline = (
-                ("ppk", expect.ppk_deadline)
-                if stop.node_id.startswith("ppk:")
-                else ("pps", expect.pps_deadline)
-            )
-            if stop.node_id.startswith(("ppk:", "pps:")):
-                done = k[f"{tier_key}_completion"]
-                k[f"{tier_key}_completion"] = max(done, stop.arrival) if done else stop.arrival
-                slack = (deadline - stop.arrival).total_seconds() / 3600
-                old = k[f"slack_hours_{tier_key}"]
-                k[f"slack_hours_{tier_key}"] = min(old, slack) if old is not None else slack
-    for (code, vehicle_id), days in used_days.items():
-        per_kab[code]["vehicles_used"] += 1
-        per_kab[code]["cost_idr"] += len(days) * expect.vehicles[vehicle_id].kind.cost_per_day
-    for u in plan.unserved:
-        per_kab[u.kabupaten_code]["unserved"] += 1
-    for k in per_kab.values():
-        for key in ("ppk_completion", "pps_completion"):
-            k[key] = k[key].isoformat() if k[key] else None
-        for key in ("slack_hours_ppk", "slack_hours_pps"):
-            k[key] = round(k[key], 2) if k[key] is not None else None
-        k["km_by_mode"] = {m: round(v, 1) for m, v in k["km_by_mode"].items()}
-        k["hours_by_mode"] = {m: round(v, 1) for m, v in k["hours_by_mode"].items()}
-        k["cost_idr"] = round(k["cost_idr"])
-    totals = {
-        "vehicles_used": sum(k["vehicles_used"] for k in per_kab.values()),
-        "trips": sum(k["trips"] for k in per_kab.values()),
-        "km_by_mode": {
-            m: round(sum(k["km_by_mode"][m] for k in per_kab.values()), 1)
-            for m in ("road", "river", "sea", "access")
-        },
-        "hours_by_mode": {
-            m: round(sum(k["hours_by_mode"][m] for k in per_kab.values()), 1)
-            for m in ("road", "river", "sea", "access")
-        },
-        "cost_idr": sum(k["cost_idr"] for k in per_kab.values()),
-        "unserved": len(plan.unserved),
-        "pps_completion": max(
-            (k["pps_completion"] for k in per_kab.values() if k["pps_completion"]), default=None
-        ),
-    }
-    return {"total": totals, "kabupaten": per_kab}
 
 
 def node_info(inputs: ScenarioInputs) -> pd.DataFrame:

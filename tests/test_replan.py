@@ -59,7 +59,7 @@ def test_blocking_a_leg_a_waiting_trip_uses_reroutes_around_it_and_keeps_the_pas
     result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg])
     new = result.plan
 
-    assert validate_plan(new, expect) == []
+    assert validate_plan(new, expect, previous=plan) == []
     assert leg in new.blocked_legs and new.replan.blocked == [leg]
     assert leg not in route_legs_after(new, at)
     assert frozen_stops(plan, at) <= frozen_stops(new, at)
@@ -91,7 +91,7 @@ def test_a_vehicle_under_way_goes_on_from_its_next_node(solve_mahulu, mahulu_inp
     )
     assert new_route.stops[:next_stop] == route.stops[:next_stop], "stops reached before --at stay as driven"
     assert blocked not in new_route.legs
-    assert validate_plan(result.plan, new_expect) == []
+    assert validate_plan(result.plan, new_expect, previous=plan) == []
     cont = next(c for c in result.continued if c.route.vehicle_id == route.vehicle_id)
     assert cont.rerouted
     # the walk starts with the legs already driven
@@ -125,7 +125,7 @@ def test_blocking_the_only_leg_to_a_desa_leaves_it_unreachable_and_serves_the_re
     assert reasons.get(desa) == "unreachable"
     served_after = {s.node_id for r in new.routes for s in r.stops if s.deliver}
     assert served_before - {desa} <= served_after
-    assert validate_plan(new, expect) == []
+    assert validate_plan(new, expect, previous=plan) == []
     diff = plan_diff(plan, new)
     assert [u["node_id"] for u in diff["newly_unserved"]] == [desa]
     assert diff["newly_unserved"][0]["reason"] == "unreachable"
@@ -140,7 +140,7 @@ def test_the_validator_accepts_a_blocked_leg_only_in_the_frozen_part(solve_mahul
     at = first_back.stops[-1].arrival + timedelta(minutes=1)
     leg = next(leg for leg in first_back.legs if leg.startswith("road:"))
     result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=at)
-    assert validate_plan(result.plan, expect) == []
+    assert validate_plan(result.plan, expect, previous=plan) == []
     without_record = result.plan.model_copy(update={"replan": None})
     assert any(f"leg {leg} is blocked" in p for p in validate_plan(without_record, expect))
 
@@ -256,7 +256,7 @@ def test_goods_waiting_at_a_port_go_on_by_boat_not_again_from_the_warehouse(solv
     assert at < vessel.stops[0].departure, "the goods reach the port before the boat leaves"
     leg = next(leg for leg in vessel.legs if leg.startswith("river:"))
     result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=at)
-    assert validate_plan(result.plan, expect) == []
+    assert validate_plan(result.plan, expect, previous=plan) == []
 
     def into_port(p):
         return sum(
