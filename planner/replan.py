@@ -503,7 +503,10 @@ def replan(
     new = plan.model_copy(
         update={
             "scenario": scenario or plan.scenario,
-            "blocked_legs": blocked_after(plan, change),
+            "blocked_legs": sorted(
+                set(blocked_after(plan, change))
+                | (set(inputs.scenario.blocked_legs) if scenario_changed else set())
+            ),
             "routes": routes,
             "unserved": [unserved[n] for n in sorted(unserved)],
             "replan": Replan(

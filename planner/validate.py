@@ -255,6 +255,8 @@ def _check_replan(plan: Plan, expect: Expectations, previous: Previous | None) -
     never_blocked = sorted(set(record.unblocked) - set(old.blocked_legs))
     out += [f"replan.unblocked: {leg} was not blocked in the previous plan" for leg in never_blocked]
     want = (set(old.blocked_legs) | set(record.blocked)) - set(record.unblocked)
+    if record.based_on_scenario_hash:  # re-planned on another scenario: its blocked legs too
+        want |= set(expect.blocked_legs)
     if set(plan.blocked_legs) != want:
         missing, extra = sorted(want - set(plan.blocked_legs)), sorted(set(plan.blocked_legs) - want)
         out.append(
@@ -354,8 +356,8 @@ def _check_under_way(
     what = "stranded_at" if route.stranded_at else "returned"
     if verified.at is None:
         return [f"{label}: {what} is set, but only a re-plan (checked against its previous plan) sets it"]
-    if expect.minute(route.stops[0].departure) >= verified.at:
-        return [f"{label}: {what} is set, but the trip had not left its base at replan.at"]
+    if expect.minute(route.stops[0].arrival) >= verified.at:
+        return [f"{label}: {what} is set, but the trip had not begun (at its base) at replan.at"]
     if route.stranded_at:
         if route.returned:
             return [f"{label}: stranded at {route.stranded_at}, so it cannot bring goods back to its base"]
@@ -641,11 +643,13 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
         elif got != want:
             out.append(f"{pps}: receives {_diff(got, want)}")
     for ppk in sorted(p for p in expect.ppk_own if in_plan(p)):
-        if ppk in unserved:
-            continue
         members = [p for p in pps_in_plan if expect.pps_ppk[p] == ppk]
         want_in = add_goods(expect.ppk_own[ppk], *(expect.pps_goods[p] for p in members))
         got = received.get(ppk, {})
+        if ppk in unserved:
+            if want_in and got == want_in:
+                out.append(f"{ppk}: listed unserved, but it receives all its items")
+            continue
         if got != want_in:
             out.append(f"{ppk}: receives {_diff(got, want_in)}")
             continue
