@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from planner.scenario import ScenarioInputs
 
 TOLERANCE_MIN = 1  # rounding of travel times to whole minutes
+LATEST_RETURN = timedelta(days=7)  # assumption: no trip is still out a week after the PPS deadline
 KPI_TOLERANCE = 1e-6  # KPIs are rounded the same way each time: only float noise is tolerated
 MAX_KPI_PROBLEMS = 8
 
@@ -428,6 +429,12 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
     out = []
     if route.stops[0].arrival < expect.start:
         out.append(f"{label}: starts at {route.stops[0].arrival.isoformat()}, before the calendar start")
+    if route.stops[-1].arrival > expect.pps_deadline + LATEST_RETURN:
+        out.append(
+            f"{label}: ends at {route.stops[-1].arrival.isoformat()}, more than {LATEST_RETURN.days} days after "
+            "the PPS deadline"
+        )
+        return out
     last = len(route.stops) - 1
     for i, stop in enumerate(route.stops):
         arrival, departure = expect.minute(stop.arrival), expect.minute(stop.departure)
