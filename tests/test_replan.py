@@ -376,11 +376,11 @@ def test_validate_finds_the_previous_plan_by_its_hash_and_checks_the_replan(tmp_
     with pytest.raises(SystemExit) as exit_info:
         main(["validate", str(out / "plan.json"), str(MAHULU), "--allow-unserved"])
     assert exit_info.value.code in (0, None), capsys.readouterr().out
-    assert f"Re-plan of {plan_file} (hash checked)" in capsys.readouterr().out.replace("\n", "")
+    assert f"Re-plan of {plan_file} (hash checked)" in " ".join(capsys.readouterr().out.split())
     # the previous plan edited after the re-plan: its hash no longer matches
     edited = plan.model_copy(update={"kpis": {**plan.kpis, "note": 1}})
     write_plan(edited, plan_file)
     with pytest.raises(SystemExit) as exit_info:
         main(["validate", str(out / "plan.json"), str(MAHULU), "--allow-unserved"])
     assert exit_info.value.code == 1
-    assert "is not the hash of the previous plan given" in capsys.readouterr().out
+    assert "is not the hash of the previous plan given" in " ".join(capsys.readouterr().out.split())
