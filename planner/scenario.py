@@ -51,7 +51,7 @@ from planner.demand import (
 from planner.errors import InputError
 from planner.fleet import Fleet, check_fleet, expand_fleet, load_fleet_spec, pydantic_problems, read_yaml
 from planner.network import Network, load_network, network_dir
-from planner.search import SearchSettings
+from planner.settings import SearchSettings
 
 DEFAULT_FIGURES = Path("source") / "kpu_pilkada_2024.csv"
 _KABUPATEN_CODE = re.compile(r"^\d{2}\.\d{2}$")
