@@ -24,7 +24,7 @@ import pandas as pd
 
 from planner.dispatch import KabupatenResult, KabupatenTask
 from planner.errors import InputError
-from planner.fileio import write_csv
+from planner.fileio import check_output_folder, folder_lock, record_problems, write_csv
 from planner.plan import file_hash, read_plan
 from planner.scenario import Scenario, ScenarioInputs, display_path, load_inputs, load_scenario
 from planner.solve import (
@@ -42,7 +42,6 @@ Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 DASK_CONNECT_TIMEOUT_S = 20
-LAST_OUTPUT = "map-lanal.html"  # written last by planner.solve.write_outputs: its presence means a whole run
 
 
 # ---------------------------------------------------------------- execution backends
@@ -216,9 +215,13 @@ def load_batch(paths: Sequence[Path]) -> list[Scenario]:
 
 
 def finished_plan_row(scenario: Scenario, out_dir: Path) -> BatchRow | None:
-    """The summary of an earlier run of this very scenario file in `out_dir`, or None if there is none."""
+    """The summary of an earlier run of this very scenario file in `out_dir`, or None if there is none.
+
+    An earlier run counts only if its completion record (outputs.json, written last) lists every file
+    with the hash it has now: a folder of an interrupted run, or with a file deleted or edited, is solved again.
+    """
     plan_path = out_dir / "plan.json"
-    if not plan_path.is_file() or not (out_dir / LAST_OUTPUT).is_file() or scenario.source is None:
+    if scenario.source is None or record_problems(out_dir):
         return None
     try:
         plan = read_plan(plan_path)
@@ -247,7 +250,15 @@ def run_batch(
 ) -> list[BatchRow]:
     """Solve every scenario into options.out_dir/<scenario name>/; rows in the order of `paths`."""
     progress = progress or NoProgress()
+    check_output_folder(options.out_dir)
     scenarios = load_batch(paths)
+    for scenario in scenarios:  # each plan replaces its folder: refuse someone's folder before solving
+        check_output_folder(options.out_dir / scenario.name, f"--out {options.out_dir}:", replace=True)
+    with folder_lock(options.out_dir):
+        return _run_locked_batch(scenarios, options, progress)
+
+
+def _run_locked_batch(scenarios: list[Scenario], options: BatchOptions, progress: Progress) -> list[BatchRow]:
     rows: dict[str, BatchRow] = {}
     pending: list[tuple[Scenario, ScenarioInputs]] = []
     for scenario in scenarios:
@@ -273,7 +284,7 @@ def run_batch(
         scenario, inputs = pending[order[index]]
         expect = expects[scenario.name]
         plan = assemble_plan(inputs, expect, solution.results, scenario.resolved_paths().network)
-        problems = validate_plan(plan, expect)
+        problems = validate_plan(plan, expect, allow_unserved=True)  # the unserved are counted apart
         target = options.out_dir / scenario.name
         write_outputs(plan, inputs, target)
         total = plan.kpis["total"]

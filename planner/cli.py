@@ -11,23 +11,29 @@ from rich.markup import escape
 
 from planner.errors import InputError
 
-COMMAND_MODULES = ("network", "demand", "scenario", "solve", "maps", "replan", "batch", "bench")
+COMMAND_MODULES = ("network", "demand", "scenario", "solve", "validate", "maps", "replan", "batch", "bench")
 
 
-def build_app() -> typer.Typer:
+SOLVER_FREE = ("validate",)  # commands (and their module) that run without importing OR-Tools or PyVRP
+
+
+def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
+    """The `planner` app with the commands of `modules` (planner/commands/<name>.py)."""
     app = typer.Typer(
         help="KPU election logistics planner: network, demand, solve, validate, maps and reports.",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
     )
-    for name in COMMAND_MODULES:
+    app.callback()(lambda: None)  # a group even with one command: `planner validate ...` keeps its name
+    for name in modules:
         importlib.import_module(f"planner.commands.{name}").register(app)
     return app
 
 
 def main(argv: list[str] | None = None) -> None:
-    app = build_app()
+    args = sys.argv[1:] if argv is None else argv
+    app = build_app((args[0],) if args and args[0] in SOLVER_FREE else COMMAND_MODULES)
     try:
         app(args=argv, prog_name="planner")
     except InputError as err:

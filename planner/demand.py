@@ -129,10 +129,29 @@ def split_evenly(voters: int, tps: int) -> list[int]:
 
 # ---------------------------------------------------------------- reading the source data
 
+# Bounds of the demand figures. The most populous kabupaten of Indonesia (Bogor) has under 4 million
+# voters (assumption: KPU's 2024 DPT of about 3.9 million), so under 10,000 TPS at 600 voters each; the
+# largest kelurahan have a few hundred TPS. A larger number is a typo, and 1e16 TPS would exhaust memory.
+MAX_KABUPATEN_TPS = 50_000
+MAX_KABUPATEN_DPT = 20_000_000
+MAX_POPULATION = 50_000_000
+MAX_KECAMATAN_DPT = 5_000_000
+MAX_DESA_TPS = 2_000
+MAX_CSV_BYTES = 50_000_000  # every desa of Indonesia (84,000 rows) fits in a few MB
+MAX_SHOWN_PROBLEMS = 50  # an officer fixes the first ones and runs again
+
+
+def _capped(problems: list[str]) -> list[str]:
+    if len(problems) <= MAX_SHOWN_PROBLEMS:
+        return problems
+    return [*problems[:MAX_SHOWN_PROBLEMS], f"and {len(problems) - MAX_SHOWN_PROBLEMS:,} more"]
+
 
 def _read_csv_rows(path: Path, what: str, required: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
     if not path.is_file():
         raise InputError(f"{what} file not found", source=path)
+    if path.stat().st_size > MAX_CSV_BYTES:
+        raise InputError(f"the {what} file is larger than {MAX_CSV_BYTES:,} bytes", source=path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
@@ -142,7 +161,8 @@ def _read_csv_rows(path: Path, what: str, required: Sequence[str]) -> list[tuple
                 for line, row in enumerate(reader, start=2)
             ]
     except (UnicodeDecodeError, csv.Error) as err:
-        raise InputError(f"cannot read the {what} as CSV ({err})", source=path) from None
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)[:80]
+        raise InputError(f"cannot read the {what} as CSV ({reason})", source=path) from None
     missing = [c for c in required if c not in header]
     if missing:
         raise InputError(
@@ -153,16 +173,21 @@ def _read_csv_rows(path: Path, what: str, required: Sequence[str]) -> list[tuple
     return rows
 
 
-def _whole(text: str, where: str, field: str, problems: list[str], minimum: int = 0) -> int | None:
+def _whole(
+    text: str, where: str, field: str, problems: list[str], minimum: int = 0, maximum: int = 10**9
+) -> int | None:
     try:
         number = float(text)
         if not math.isfinite(number) or number != int(number):
             raise ValueError
     except ValueError:
-        problems.append(f"{where}: {field}: must be a whole number (got {text!r})")
+        problems.append(f"{where}: {field}: must be a whole number (got {text[:30]!r})")
         return None
     if number < minimum:
         problems.append(f"{where}: {field}: must be at least {minimum} (got {int(number)})")
+        return None
+    if number > maximum:
+        problems.append(f"{where}: {field}: must be at most {maximum:,} (got {text[:30]})")
         return None
     return int(number)
 
@@ -181,9 +206,15 @@ def read_kabupaten_figures(path: str | Path, province_dpt: int | None = None) ->
     for line, row in rows:
         where = f"{path}: line {line}"
         code = row.get("kabupaten_code", "")
-        tps = _whole(row.get("tps", ""), where, "tps", problems, minimum=1)
-        dpt = _whole(row["dpt"], where, "dpt", problems, minimum=1) if row.get("dpt") else None
-        population = _whole(row.get("population_2025", "") or "0", where, "population_2025", problems)
+        tps = _whole(row.get("tps", ""), where, "tps", problems, minimum=1, maximum=MAX_KABUPATEN_TPS)
+        dpt = (
+            _whole(row["dpt"], where, "dpt", problems, minimum=1, maximum=MAX_KABUPATEN_DPT)
+            if row.get("dpt")
+            else None
+        )
+        population = _whole(
+            row.get("population_2025", "") or "0", where, "population_2025", problems, maximum=MAX_POPULATION
+        )
         records.append(
             {
                 "kabupaten_code": code,
@@ -199,7 +230,7 @@ def read_kabupaten_figures(path: str | Path, province_dpt: int | None = None) ->
         for c in sorted({c for c in codes if codes.count(c) > 1})
     ]
     if problems:
-        raise InputError("invalid kabupaten figures", source=path, problems=problems)
+        raise InputError("invalid kabupaten figures", source=path, problems=_capped(problems))
     figures = pd.DataFrame(records)
     unpublished = figures["dpt"].isna()
     figures["dpt_source"] = ["allocated" if u else "published" for u in unpublished]
@@ -236,13 +267,13 @@ def read_kecamatan_dpt(path: str | Path) -> dict[str, int]:
     for line, row in rows:
         where = f"{path}: line {line}"
         code = row["kecamatan_code"]
-        dpt = _whole(row["dpt"], where, "dpt", problems, minimum=1)
+        dpt = _whole(row["dpt"], where, "dpt", problems, minimum=1, maximum=MAX_KECAMATAN_DPT)
         if code in figures:
             problems.append(f"{where}: kecamatan_code {code}: appears more than once")
         elif dpt is not None:
             figures[code] = dpt
     if problems:
-        raise InputError("invalid kecamatan DPT figures", source=path, problems=problems)
+        raise InputError("invalid kecamatan DPT figures", source=path, problems=_capped(problems))
     return figures
 
 
@@ -411,7 +442,7 @@ def read_voters_csv(
     records = []
     for line, row in rows:
         code = row["desa_code"]
-        where = f"{path}: line {line} (desa {code or '?'})"
+        where = f"{path}: line {line} (desa {code[:30] or '?'})"
         if code not in known:
             problems.append(f"{where}: desa_code: not a desa of this network")
             continue
@@ -419,8 +450,8 @@ def read_voters_csv(
             problems.append(f"{where}: desa_code: already given on line {seen[code]}")
             continue
         seen[code] = line
-        tps = _whole(row["tps"], where, "tps", problems, minimum=1)
-        dpt = _whole(row["dpt"], where, "dpt", problems, minimum=0)
+        tps = _whole(row["tps"], where, "tps", problems, minimum=1, maximum=MAX_DESA_TPS)
+        dpt = _whole(row["dpt"], where, "dpt", problems, minimum=0, maximum=MAX_VOTERS_PER_TPS * MAX_DESA_TPS)
         if tps is not None and dpt is not None and dpt > MAX_VOTERS_PER_TPS * tps:
             problems.append(
                 f"{where}: dpt: {dpt} voters in {tps} TPS is more than {MAX_VOTERS_PER_TPS} voters per TPS"
@@ -433,7 +464,7 @@ def read_voters_csv(
         shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
         problems.append(f"{path}: no row for {len(absent)} desa: {shown}")
     if problems:
-        raise InputError("invalid desa voters file", source=path, problems=problems)
+        raise InputError("invalid desa voters file", source=path, problems=_capped(problems))
     given = pd.DataFrame(records, columns=["desa_code", "tps", "dpt"])
     voters = needed.merge(given, on="desa_code", how="inner")
     return voters.astype({"tps": int, "dpt": int}).sort_values("desa_code").reset_index(drop=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
 from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, latest_start, nights
@@ -36,13 +37,6 @@ BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two
 HUB_PREFIXES = ("port:", "jetty:", "seaport:")
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
-
-
-@dataclass(frozen=True)
-class ItemUnit:
-    id: str
-    kg: float
-    m3: float
 
 
 @dataclass(frozen=True)
@@ -145,20 +139,6 @@ class KabupatenResult:
 
 
 # ---------------------------------------------------------------- goods arithmetic
-
-
-def goods_weight(items: Mapping[str, int], units: Mapping[str, ItemUnit]) -> tuple[float, float]:
-    kg = sum(q * units[i].kg for i, q in items.items())
-    m3 = sum(q * units[i].m3 for i, q in items.items())
-    return kg, m3
-
-
-def add_goods(*parts: Mapping[str, int]) -> dict[str, int]:
-    total: dict[str, int] = defaultdict(int)
-    for part in parts:
-        for item, qty in part.items():
-            total[item] += qty
-    return {k: v for k, v in sorted(total.items()) if v}
 
 
 def integer_load(items: Mapping[str, int], units: Mapping[str, ItemUnit]) -> tuple[int, int]:

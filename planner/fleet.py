@@ -58,6 +58,20 @@ EACH_PPK = "each_ppk"
 EACH_WAREHOUSE = "each_warehouse"
 _KABUPATEN_CODE = re.compile(r"^\d{2}\.\d{2}$")
 
+# Bounds of a fleet file. Each is far above any real KPU fleet and far below what overflows the solver
+# (capacities become grams and cm3 in 64-bit integers) or exhausts memory (one routing vehicle per unit).
+MAX_CAPACITY_KG = 2_000_000  # 2,000 t: a KRI landing ship's load; the fleet's largest vessel carries 10 t
+MAX_CAPACITY_M3 = 10_000  # likewise; the kapal motor holds 40 m3
+MIN_SPEED_KMH = 0.5  # porters on foot over a riam portage make 2-3 km/h; below 0.5 is a typo
+MAX_SPEED_KMH = 200  # the fastest speedboat makes about 80 km/h; 200 would be an aircraft
+MAX_MINUTES = 24 * 60  # loading or unloading takes less than a day
+MAX_COST_PER_KM = 10_000_000  # IDR; a chartered helicopter costs under 1 million IDR per km
+MAX_COST_PER_DAY = 10_000_000_000  # IDR; a navy vessel day costs a few hundred million
+MAX_COUNT = 500  # vehicles per base line; Kaltim's busiest warehouse has 8 trucks
+MAX_VEHICLES = 5_000  # in a whole fleet after each_ppk expansion; Kaltim's has 360
+MAX_FILE_BYTES = 1_000_000  # a scenario or fleet file is a few kB; a larger file is not one
+MAX_SHOWN_PROBLEMS = 50  # an officer fixes the first ones and runs again
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -87,15 +101,15 @@ class OperatingHours(_Strict):
 class VehicleTypeSpec(_Strict):
     name: str = Field(min_length=1)
     modes: list[Literal["road", "river", "sea"]] = Field(min_length=1)
-    capacity_kg: float = Field(gt=0)
-    capacity_m3: float = Field(gt=0)
+    capacity_kg: float = Field(gt=0, le=MAX_CAPACITY_KG)
+    capacity_m3: float = Field(gt=0, le=MAX_CAPACITY_M3)
     speed_kmh: dict[Literal["road", "river", "river_up", "river_down", "sea", "access"], float]
-    rapids_speed_kmh: float | None = Field(default=None, gt=0)
+    rapids_speed_kmh: float | None = Field(default=None, ge=MIN_SPEED_KMH, le=MAX_SPEED_KMH)
     operating_hours: OperatingHours | None
-    load_min: int = Field(ge=0)
-    unload_min: int = Field(ge=0)
-    cost_per_km: float = Field(ge=0)
-    cost_per_day: float = Field(ge=0)
+    load_min: int = Field(ge=0, le=MAX_MINUTES)
+    unload_min: int = Field(ge=0, le=MAX_MINUTES)
+    cost_per_km: float = Field(ge=0, le=MAX_COST_PER_KM)
+    cost_per_day: float = Field(ge=0, le=MAX_COST_PER_DAY)
     tier: Literal["1", "2", "both"]
 
     @field_validator("tier", mode="before")
@@ -106,9 +120,11 @@ class VehicleTypeSpec(_Strict):
     @field_validator("speed_kmh")
     @classmethod
     def _positive_speeds(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [f"{k}={v:g}" for k, v in value.items() if not v > 0]
+        bad = [f"{k}={v:g}" for k, v in value.items() if not MIN_SPEED_KMH <= v <= MAX_SPEED_KMH]
         if bad:
-            raise ValueError(f"speeds must be greater than 0 ({', '.join(bad)})")
+            raise ValueError(
+                f"speeds must be from {MIN_SPEED_KMH:g} to {MAX_SPEED_KMH:g} km/h ({', '.join(bad)})"
+            )
         return value
 
     @model_validator(mode="after")
@@ -144,7 +160,7 @@ def mode_speed_problems(
 class BaseSpec(_Strict):
     type: str = Field(min_length=1)
     at: str = Field(min_length=1)
-    count: int = Field(ge=0)
+    count: int = Field(ge=0, le=MAX_COUNT)
     kabupaten: list[str] | None = None
 
     @field_validator("kabupaten")
@@ -263,25 +279,70 @@ def pydantic_problems(err: ValidationError, source: str | Path) -> list[str]:
             relation = "greater than" if kind == "greater_than" else "at least"
             bound = ctx.get("gt", ctx.get("ge"))
             bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
-            message = f"must be {relation} {bound} (got {given!r})"
+            message = f"must be {relation} {bound} (got {short_text(repr(given))})"
+        elif kind in ("less_than", "less_than_equal"):
+            relation = "less than" if kind == "less_than" else "at most"
+            bound = ctx.get("lt", ctx.get("le"))
+            bound = int(bound) if isinstance(bound, float) and bound.is_integer() else bound
+            message = f"must be {relation} {bound:,} (got {short_text(repr(given))})"
+        elif kind == "too_long":
+            message = f"is too long (at most {ctx.get('max_length', '?'):,})"
         elif kind == "missing":
             message = "is required"
         elif kind == "extra_forbidden":
             message = "is not a known field (check the spelling)"
         elif kind == "value_error":
-            message = str(ctx.get("error", error["msg"]))
+            message = short_text(ctx.get("error", error["msg"]), 300)
         else:
-            message = error["msg"]
+            message = short_text(error["msg"], 300)
             if given is not None and not isinstance(given, dict | list):
-                message += f" (got {given!r})"
+                message += f" (got {short_text(repr(given))})"
         problems.append(f"{source}: {path}: {message}")
+    if len(problems) > MAX_SHOWN_PROBLEMS:
+        problems = [
+            *problems[:MAX_SHOWN_PROBLEMS],
+            f"{source}: and {len(problems) - MAX_SHOWN_PROBLEMS:,} more",
+        ]
     return problems
 
 
+def short_text(text: Any, limit: int = 80) -> str:
+    """`text` on one line, cut to `limit` characters: an error quotes at most a short line of a file."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *defaults` may be overridden key by key
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {short_text(repr(key), 40)} is given twice (lines {seen[key]} and {line})",
+                        key_node.start_mark,
+                    )
+                seen[key] = line
+            except TypeError:
+                continue  # an unhashable key: construct_mapping reports it
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: str | Path, what: str) -> Any:
-    """Parse a YAML file; a missing or malformed file is an InputError naming it."""
+    """Parse a YAML file; a missing, oversized or malformed file, or a key given twice, is an InputError naming it."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            problem = f"{path}: {path.stat().st_size:,} bytes: a {what} file has at most {MAX_FILE_BYTES:,}"
+            raise InputError(f"the {what} file is too large", source=path, problems=[problem])
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(
@@ -293,11 +354,11 @@ def read_yaml(path: str | Path, what: str) -> Any:
         )
         raise InputError(f"cannot read the {what} file", source=path, problems=[problem]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        detail = f"not valid YAML{where}: {err.problem or err.context}"
+        detail = f"not valid YAML{where}: {short_text(err.problem or err.context, 200)}"
         raise InputError(f"{what} is not valid YAML", source=path, problems=[f"{path}: {detail}"]) from None
     except (yaml.YAMLError, ValueError, RecursionError) as err:
         detail = "not valid YAML: " + " ".join(str(err).split())[:300]
@@ -376,6 +437,8 @@ def check_fleet(
         return None, err.problems or [str(err)]
     if not isinstance(raw, dict):
         return None, [f"{source}: a fleet file must be a mapping with vehicle_types and bases"]
+    if not {"vehicle_types", "bases"} & set(raw):  # another file: say so, without quoting its content
+        return None, [f"{source}: not a fleet file (it has neither vehicle_types nor bases)"]
     problems: list[str] = []
     spec: FleetSpec | None = None
     try:
@@ -392,6 +455,13 @@ def check_fleet(
         raw_types = raw.get("vehicle_types")
         type_ids = [str(t) for t in raw_types] if isinstance(raw_types, dict) else []
     problems += base_problems(bases, type_ids, nodes, source)
+    if spec is not None and nodes is not None and not problems:
+        placed = sum(len(_base_nodes(base, nodes)) * base.count for base in spec.bases)
+        if placed > MAX_VEHICLES:
+            problems.append(
+                f"{source}: bases: {placed:,} vehicles in all, more than {MAX_VEHICLES:,} (each_ppk multiplies "
+                "count by the number of PPK)"
+            )
     problems = list(dict.fromkeys(problems))
     return (spec if not problems else None), problems
 
@@ -434,6 +504,11 @@ def expand_fleet(spec: FleetSpec, network: Any, kabupaten: Iterable[str] | None 
                 numbers[(base.type, node)] += 1
                 vehicle_id = f"{base.type}@{node}#{numbers[(base.type, node)]}"
                 vehicles.append(Vehicle(vehicle_id, base.type, node, kab))
+            if len(vehicles) > MAX_VEHICLES:
+                raise InputError(
+                    f"the fleet places more than {MAX_VEHICLES:,} vehicles (bases with each_ppk multiply "
+                    "count by the number of PPK): lower the counts"
+                )
     fleet = Fleet(types, tuple(vehicles))
     return fleet.for_kabupaten(kabupaten) if kabupaten is not None else fleet
 

@@ -553,34 +553,69 @@ OVERRIDE_ACTIONS = ("close", "open", "remove", "add", "set_mode", "no_road")
 OVERRIDE_FIELDS = ("action", "target", "mode", "from_node", "to_node", "length_km", "note")
 
 
-def read_overrides(path: Path) -> list[Override]:
+# Bounds of an overrides file: Kaltim's has a few dozen rows, and its longest leg (Balikpapan to the
+# Berau islands by sea) is under 700 km; a longer leg or a bigger file is a typo, not a correction.
+MAX_OVERRIDE_KM = 3_000.0
+MAX_OVERRIDE_ROWS = 100_000
+MAX_OVERRIDE_BYTES = 20_000_000
+MAX_SHOWN_PROBLEMS = 50  # an officer fixes the first ones and runs again
+
+
+def _override_rows(path: Path) -> list[Override]:
+    """The rows of an overrides CSV (UTF-8, with or without a BOM); InputError for a file that is not one."""
     if not path.is_file():
         raise InputError("overrides file not found", source=path)
-    with path.open(encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [f for f in ("action", "target") if f not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"missing column(s) {', '.join(missing)}", source=path)
-        rows = [
-            Override(number, **{f: (raw.get(f) or "").strip() for f in OVERRIDE_FIELDS})
-            for number, raw in enumerate(reader, start=2)
-        ]
+    if path.stat().st_size > MAX_OVERRIDE_BYTES:
+        raise InputError(f"overrides file is larger than {MAX_OVERRIDE_BYTES:,} bytes", source=path)
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            header = [(h or "").strip() for h in (reader.fieldnames or [])]
+            missing = [f for f in ("action", "target") if f not in header]
+            if missing:
+                raise InputError(f"missing column(s) {', '.join(missing)}", source=path)
+            reader.fieldnames = header
+            rows = []
+            for number, raw in enumerate(reader, start=2):
+                if number - 1 > MAX_OVERRIDE_ROWS:
+                    raise InputError(f"more than {MAX_OVERRIDE_ROWS:,} overrides", source=path)
+                values = {f: raw.get(f) if isinstance(raw.get(f), str) else "" for f in OVERRIDE_FIELDS}
+                rows.append(Override(number, **{f: v.strip() for f, v in values.items()}))
+    except (UnicodeDecodeError, csv.Error) as err:
+        reason = "not UTF-8 text" if isinstance(err, UnicodeDecodeError) else str(err)[:80]
+        raise InputError(f"cannot read the overrides as CSV ({reason})", source=path) from None
+    return rows
+
+
+def read_overrides(path: Path) -> list[Override]:
+    """Corrections to the built network (overrides.csv), each checked; every bad row named at once."""
+    rows = _override_rows(path)
     problems = []
     for o in rows:
         if o.action not in OVERRIDE_ACTIONS:
-            problems.append(f"row {o.row}: action {o.action!r} must be one of {', '.join(OVERRIDE_ACTIONS)}")
+            problems.append(
+                f"row {o.row}: action {o.action[:40]!r} must be one of {', '.join(OVERRIDE_ACTIONS)}"
+            )
         if o.action in ("add", "set_mode") and o.mode not in MODES:
-            problems.append(f"row {o.row}: mode {o.mode!r} must be one of {', '.join(MODES)}")
+            problems.append(f"row {o.row}: mode {o.mode[:40]!r} must be one of {', '.join(MODES)}")
         if o.action == "add" and not (o.from_node and o.to_node):
             problems.append(f"row {o.row}: 'add' needs from_node and to_node")
+        if o.action == "add" and o.from_node and o.from_node == o.to_node:
+            problems.append(f"row {o.row}: 'add' from {o.from_node[:60]!r} to itself: a leg joins two places")
         if o.length_km:
             try:
-                if float(o.length_km) <= 0:
+                if not 0 < float(o.length_km) <= MAX_OVERRIDE_KM:  # also false for nan
                     raise ValueError
             except ValueError:
-                problems.append(f"row {o.row}: length_km {o.length_km!r} must be a positive number")
+                problems.append(
+                    f"row {o.row}: length_km {o.length_km[:30]!r} must be a number above 0 and at most "
+                    f"{MAX_OVERRIDE_KM:,.0f}"
+                )
     if problems:
-        raise InputError("invalid overrides", source=path, problems=problems)
+        shown = problems[:MAX_SHOWN_PROBLEMS]
+        if len(problems) > MAX_SHOWN_PROBLEMS:
+            shown.append(f"and {len(problems) - MAX_SHOWN_PROBLEMS:,} more")
+        raise InputError("invalid overrides", source=path, problems=shown)
     return rows
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from planner.errors import InputError
 from planner.fileio import write_text
 
 PLAN_FORMAT = "kpu-logistics-plan"
 PLAN_VERSION = 1
+
+MAX_PROBLEMS = 20  # format errors listed in the message
+MAX_DEPTH = 32  # a plan nests 6 levels (kpis.kabupaten.<code>.km_by_mode.<mode>); more is not a plan
 
 UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity", "planner_error"]
 
@@ -36,15 +38,15 @@ class ScenarioRef(_Model):
 
 class Calendar(_Model):
     timezone: str = "Asia/Makassar"
-    start: datetime
-    ppk_deadline: datetime
-    pps_deadline: datetime
+    start: AwareDatetime
+    ppk_deadline: AwareDatetime
+    pps_deadline: AwareDatetime
 
 
 class Stop(_Model):
     node_id: str
-    arrival: datetime
-    departure: datetime
+    arrival: AwareDatetime
+    departure: AwareDatetime
     deliver: dict[str, int] = Field(default_factory=dict, description="item id -> units unloaded here")
     load: dict[str, int] = Field(default_factory=dict, description="item id -> units loaded here")
 
@@ -56,11 +58,15 @@ class Route(_Model):
     base: str = Field(description="node id where the trip starts and ends")
     tier: int = Field(ge=1, le=2, description="1: warehouse -> PPK (and transfer ports), 2: PPK -> PPS")
     trip: int = Field(default=1, ge=1)
-    stops: list[Stop]
+    stops: list[Stop] = Field(min_length=2, description="the base first and last, the stops in between")
     legs: list[str] = Field(description="leg ids travelled in order, from base back to base")
     stranded_at: str | None = Field(
         default=None,
         description="set by a re-plan when no open leg leads the vehicle home: the trip ends at this node",
+    )
+    returned: dict[str, int] = Field(
+        default_factory=dict,
+        description="set by a re-plan: goods a trip under way brings back to its base (stops it no longer makes)",
     )
 
 
@@ -74,10 +80,14 @@ class Unserved(_Model):
 class Replan(_Model):
     based_on: str = Field(description="path of the plan this one re-plans")
     based_on_hash: str = Field(description="sha256 of that plan's content")
-    at: datetime = Field(description="the moment of the change: stops and legs before it are as driven")
+    at: AwareDatetime = Field(description="the moment of the change: stops and legs before it are as driven")
     blocked: list[str] = Field(default_factory=list, description="legs blocked at `at`")
     unblocked: list[str] = Field(default_factory=list, description="legs opened again at `at`")
     replanned_kabupaten: list[str] = Field(default_factory=list)
+    based_on_scenario_hash: str | None = Field(
+        default=None,
+        description="set by `replan --force-scenario`: the hash of the previous plan's scenario (now replaced)",
+    )
 
 
 class Plan(_Model):
@@ -113,7 +123,22 @@ def write_plan(plan: Plan, path: str | Path) -> Path:
     return write_text(path, to_json(plan))
 
 
+def _too_deep(raw: object, limit: int = MAX_DEPTH) -> str | None:
+    """The path of the first value nested deeper than `limit` levels, or None (walked without recursion)."""
+    todo: list[tuple[object, str, int]] = [(raw, "", 0)]
+    while todo:
+        value, where, depth = todo.pop()
+        if depth > limit:
+            return where or "(top)"
+        children = (
+            value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        )
+        todo += [(child, f"{where}.{key}" if where else str(key), depth + 1) for key, child in children]
+    return None
+
+
 def read_plan(path: str | Path) -> Plan:
+    """The plan in a plan.json; InputError (exit 2) naming the file and the field for anything malformed."""
     path = Path(path)
     if not path.is_file():
         raise InputError("plan file not found", source=path)
@@ -121,6 +146,11 @@ def read_plan(path: str | Path) -> Plan:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise InputError(f"not a JSON file ({err})", source=path) from None
+    except RecursionError:
+        raise InputError(f"not a plan: JSON nested deeper than {MAX_DEPTH} levels", source=path) from None
+    deep = _too_deep(raw)
+    if deep is not None:
+        raise InputError(f"not a plan: field {deep!r} is nested deeper than {MAX_DEPTH} levels", source=path)
     if not isinstance(raw, dict) or raw.get("format") != PLAN_FORMAT:
         raise InputError(f"not a plan: field 'format' must be {PLAN_FORMAT!r}", source=path)
     if raw.get("version") != PLAN_VERSION:
@@ -131,6 +161,8 @@ def read_plan(path: str | Path) -> Plan:
         return Plan.model_validate(raw)
     except ValidationError as err:
         problems = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        if len(problems) > MAX_PROBLEMS:
+            problems = [*problems[:MAX_PROBLEMS], f"... and {len(problems) - MAX_PROBLEMS} more"]
         raise InputError("the plan does not follow the plan format", source=path, problems=problems) from None
 
 

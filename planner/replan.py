@@ -36,7 +36,7 @@ from planner.errors import InputError
 from planner.network import Network
 from planner.operations import VehicleSpec, add_working_minutes
 from planner.paths import shortest_paths
-from planner.plan import Plan, Replan, Route, Stop, Unserved, content_hash, to_json
+from planner.plan import Plan, Replan, Route, ScenarioRef, Stop, Unserved, content_hash, to_json
 from planner.scenario import ScenarioInputs
 from planner.search import SearchSettings
 from planner.solve import kabupaten_tasks, plan_kpis, run_tasks, trip_route
@@ -80,8 +80,11 @@ def check_change(plan: Plan, network: Network, change: Change) -> None:
     problems += [f"{leg}: both blocked and unblocked" for leg in both]
     if change.at.tzinfo is None:
         problems.append("--at: give the time with its offset, e.g. 2024-11-24T10:00+08:00")
-    elif change.at >= plan.calendar.pps_deadline:
-        problems.append(f"--at {change.at.isoformat()} is not before the PPS deadline")
+    elif not plan.calendar.start <= change.at < plan.calendar.pps_deadline:
+        problems.append(
+            f"--at {change.at.isoformat()} is outside the plan's calendar: give a moment from its start "
+            f"{plan.calendar.start.isoformat()} to before its PPS deadline {plan.calendar.pps_deadline.isoformat()}"
+        )
     if problems:
         raise InputError("cannot re-plan", problems=problems)
 
@@ -117,7 +120,7 @@ def split_routes(
     for route in routes:
         if expect.minute(route.stops[-1].arrival) <= at:
             kept.append(route)
-        elif expect.minute(route.stops[0].departure) >= at:
+        elif expect.minute(route.stops[0].arrival) >= at:  # a trip loading at `at` is under way
             future.append(route)
         else:
             cont = continue_trip(route, expect.vehicles[route.vehicle_id], network, expect, at)
@@ -129,7 +132,7 @@ def split_routes(
     busy_until: dict[str, datetime] = {}
     for route in kept:
         busy_until[route.vehicle_id] = max(
-            busy_until.get(route.vehicle_id, route.stops[-1].arrival), route.stops[-1].arrival
+            busy_until.get(route.vehicle_id, route.stops[-1].departure), route.stops[-1].departure
         )
     dropped = [
         r
@@ -245,15 +248,17 @@ def continue_trip(
     stranded_at = None
     if np.isfinite(home.hours_between(node, route.base)):
         back = add_working_minutes(when, math.ceil(home.hours_between(node, route.base) * 60), hours, day)
+        unloaded = add_working_minutes(back, kind.unload_min, hours, day) if returned else back
         legs += home.path_legs(node, route.base)
-        stops.append(Stop(node_id=route.base, arrival=expect.at(back), departure=expect.at(back)))
+        stops.append(Stop(node_id=route.base, arrival=expect.at(back), departure=expect.at(unloaded)))
     else:
         stranded_at, returned = node, {}
         if stops[-1].node_id != node:
             stops.append(Stop(node_id=node, arrival=expect.at(when), departure=expect.at(when)))
-    delivered = add_goods(*(s.deliver for s in stops))
-    stops[0] = stops[0].model_copy(update={"load": delivered})
-    new = route.model_copy(update={"stops": stops, "legs": legs, "stranded_at": stranded_at})
+    # the stops before `at` stay as they were (the load too): what comes back is recorded as `returned`
+    new = route.model_copy(
+        update={"stops": stops, "legs": legs, "stranded_at": stranded_at, "returned": dict(returned)}
+    )
     return Continuation(new, returned, tuple(skipped))
 
 
@@ -321,11 +326,11 @@ def dispatch_state(
     base_release: dict[str, int] = {}
     for cont in continued:
         if cont.returned:
-            back = minute(cont.route.stops[-1].arrival)
+            back = minute(cont.route.stops[-1].departure)  # unloaded
             base_release[cont.route.base] = max(base_release.get(cont.route.base, 0), back)
     for route in kept:
         vehicle_free[route.vehicle_id] = max(
-            vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].arrival)
+            vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].departure)
         )
         trips_done[route.vehicle_id] = max(trips_done.get(route.vehicle_id, 0), route.trip)
         for stop in _drops(route):
@@ -447,8 +452,13 @@ def replan(
     workers: int = 1,
     based_on: str = "",
     progress=None,
+    based_on_hash: str = "",
+    scenario: ScenarioRef | None = None,
 ) -> ReplanResult:
-    """The plan after `change`, with everything before `change.at` kept. `inputs`/`expect` have the change applied."""
+    """The plan after `change`, with everything before `change.at` kept. `inputs`/`expect` have the change applied.
+
+    `based_on`, `based_on_hash`: path and sha256 of the plan file (default: the hash of `plan` as JSON).
+    `scenario`: the scenario the new plan is made for when it is not the plan's (`--force-scenario`)."""
     at = expect.minute(change.at)
     tasks = {t.kabupaten_code: t for t in kabupaten_tasks(inputs, expect, settings)}
     kept_routes: list[Route] = []
@@ -489,18 +499,24 @@ def replan(
                     node_id=m.node_id, kabupaten_code=res.kabupaten_code, reason=m.reason, detail=m.detail
                 ),
             )
+    scenario_changed = scenario is not None and scenario.hash != plan.scenario.hash
     new = plan.model_copy(
         update={
-            "blocked_legs": blocked_after(plan, change),
+            "scenario": scenario or plan.scenario,
+            "blocked_legs": sorted(
+                set(blocked_after(plan, change))
+                | (set(inputs.scenario.blocked_legs) if scenario_changed else set())
+            ),
             "routes": routes,
             "unserved": [unserved[n] for n in sorted(unserved)],
             "replan": Replan(
                 based_on=based_on,
-                based_on_hash=content_hash(to_json(plan)),
+                based_on_hash=based_on_hash or content_hash(to_json(plan)),
                 at=change.at,
                 blocked=sorted(change.block),
                 unblocked=sorted(change.unblock),
                 replanned_kabupaten=sorted(replanned),
+                based_on_scenario_hash=plan.scenario.hash if scenario_changed else None,
             ),
         }
     )

@@ -25,10 +25,11 @@ catalog, fleet and demand of the chosen kabupaten).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,9 +51,23 @@ from planner.demand import (
 from planner.errors import InputError
 from planner.fleet import Fleet, check_fleet, expand_fleet, load_fleet_spec, pydantic_problems, read_yaml
 from planner.network import Network, load_network, network_dir
+from planner.settings import SearchSettings
 
 DEFAULT_FIGURES = Path("source") / "kpu_pilkada_2024.csv"
 _KABUPATEN_CODE = re.compile(r"^\d{2}\.\d{2}$")
+
+# Bounds of the numbers a scenario may hold. Each is far beyond any real plan and far below what breaks
+# a solver or a list of that size (a typo such as 1e308 or 100000 is refused with its field named).
+MAX_PROVINCE_DPT = 300_000_000  # Indonesia's whole DPT of 2024 is 204.8 million voters
+MAX_TIME_LIMIT_S = 86_400  # a day per kabupaten; the whole province solves in minutes (BENCHMARKS.md)
+MAX_SEED = 2**31 - 1  # PyVRP and OR-Tools take 32-bit seeds
+MAX_WORKERS = 256  # no planning-office machine or cluster node has more cores
+MAX_SOLUTION_LIMIT = 10_000_000  # OR-Tools solutions; the shipped scenarios use 300, 10 million is days
+MAX_SEED_ITERATIONS = 10_000_000  # PyVRP iterations; the default is 5,000
+MAX_HORIZON = timedelta(days=60)  # start to PPS deadline; the 2024 distribution took under two weeks
+MAX_KABUPATEN = 600  # Indonesia has 514 kabupaten and kota
+MAX_BLOCKED_LEGS = 100_000  # the whole Kaltim network has about 6,000 legs
+MAX_TEXT = 2_000  # a description is a sentence or two, not a file
 
 
 class _Strict(BaseModel):
@@ -62,9 +77,10 @@ class _Strict(BaseModel):
 class AllocationDemand(_Strict):
     source: Literal["allocation"]
     figures: Path | None = None
-    province_dpt: int | None = Field(default=None, gt=0)
+    province_dpt: int | None = Field(default=None, gt=0, le=MAX_PROVINCE_DPT)
     kecamatan_dpt: Path | None = None
-    kelurahan_factor: float = Field(default=AllocationWeights.kelurahan_factor, gt=0)
+    # a kelurahan counts this many times a desa of the same area; 100 would already put every voter in town
+    kelurahan_factor: float = Field(default=AllocationWeights.kelurahan_factor, gt=0, le=100)
     area_exponent: float = Field(default=AllocationWeights.area_exponent, ge=0, le=1)
     elections: int = Field(default=2, ge=1, le=10)
 
@@ -118,33 +134,77 @@ class Calendar(_Strict):
         return self.local(self.pps_deadline)
 
 
+# solver.options: the search settings a scenario may tune (planner.search.SearchSettings); the others
+# are fields of `solver` itself
+SOLVER_OPTION_NAMES = tuple(
+    f.name
+    for f in dataclasses.fields(SearchSettings)
+    if f.name not in ("time_limit_s", "seed", "deterministic")
+)
+_OPTION_BOUNDS = {"seed_iterations": MAX_SEED_ITERATIONS, "solution_limit": MAX_SOLUTION_LIMIT}
+
+
+def _solver_options(value: dict[str, Any]) -> dict[str, Any]:
+    """Only known settings, of the right type and in bounds, so that the solve cannot fail on them later."""
+    unknown = [str(k) for k in value if k not in SOLVER_OPTION_NAMES]
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(map(repr, unknown))} (known: {', '.join(SOLVER_OPTION_NAMES)})"
+        )
+    for name, bound in _OPTION_BOUNDS.items():
+        number = value.get(name)
+        if isinstance(number, int | float) and not isinstance(number, bool) and not 0 <= number <= bound:
+            raise ValueError(f"{name} must be from 0 to {bound:,} (got {number!r})")
+    try:
+        # lax mode: 500.0 is 500; SearchSettings' own checks (__post_init__) run too
+        checked = TypeAdapter(SearchSettings).validate_python({**value, "time_limit_s": 1.0})
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        where = ".".join(map(str, first["loc"]))
+        message = _short(first["msg"].removeprefix("Value error, "))
+        raise ValueError(f"{where}: {message}" if where else message) from None
+    return {name: getattr(checked, name) for name in value}
+
+
+def _short(text: Any, limit: int = 120) -> str:
+    """One line of at most `limit` characters (messages never quote a whole file)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 class SolverSettings(_Strict):
-    time_limit_s: float = Field(default=30, gt=0)
-    seed: int = Field(default=1, ge=0)
+    time_limit_s: float = Field(default=30, gt=0, le=MAX_TIME_LIMIT_S)
+    seed: int = Field(default=1, ge=0, le=MAX_SEED)
     deterministic: bool = False
-    solution_limit: int | None = Field(default=None, ge=1)
-    workers: int = Field(default=2, ge=1)
+    solution_limit: int | None = Field(default=None, ge=1, le=MAX_SOLUTION_LIMIT)
+    workers: int = Field(default=2, ge=1, le=MAX_WORKERS)
     options: dict[str, Any] = Field(default_factory=dict)  # engine-specific settings for the solver
+
+    _check_options = field_validator("options")(_solver_options)
 
 
 def _kabupaten_choice(value: Any) -> Any:
     if value == "all":
         return value
-    if isinstance(value, list) and all(isinstance(c, str) and _KABUPATEN_CODE.match(c) for c in value):
+    if (
+        isinstance(value, list)
+        and 0 < len(value) <= MAX_KABUPATEN
+        and all(isinstance(c, str) and _KABUPATEN_CODE.match(c) for c in value)
+    ):
         return value
-    raise ValueError('must be `all` or a list of kabupaten codes such as ["64.11"]')
+    raise ValueError('must be `all` or a non-empty list of kabupaten codes such as ["64.11"]')
 
 
 class Scenario(_Strict):
     name: str
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_TEXT)
     network: Path
     demand: DemandSpec = AllocationDemand(source="allocation")
     catalog: Path
     fleet: Path
     calendar: Calendar
     kabupaten: Literal["all"] | list[str] = "all"
-    blocked_legs: list[str] = Field(default_factory=list)
+    blocked_legs: list[str] = Field(default_factory=list, max_length=MAX_BLOCKED_LEGS)
     solver: SolverSettings = SolverSettings()
     _folder: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
@@ -303,6 +363,11 @@ def _calendar_problems(raw: Any, source: str) -> list[str]:
             problems.append(
                 f"{source}: calendar.{name}: {deadline:%Y-%m-%d %H:%M} is not after the start {start:%Y-%m-%d %H:%M}"
             )
+    if start is not None and pps is not None and pps - start > MAX_HORIZON:
+        problems.append(
+            f"{source}: calendar.pps_deadline: {pps:%Y-%m-%d} is more than {MAX_HORIZON.days} days after "
+            f"the start {start:%Y-%m-%d}"
+        )
     if ppk is not None and pps is not None and pps < ppk:
         problems.append(
             f"{source}: calendar.pps_deadline: {pps:%Y-%m-%d %H:%M} is before the PPK deadline {ppk:%Y-%m-%d %H:%M}"
@@ -387,6 +452,12 @@ def load_scenario(path: str | Path, loaders: Loaders = Loaders()) -> Scenario:
             "a scenario file must be a YAML mapping",
             source=source,
             problems=[f"{source}: expected a mapping of fields"],
+        )
+    if not {"network", "fleet", "catalog", "calendar"} & set(raw):  # another file: do not quote it
+        raise InputError(
+            "not a scenario file",
+            source=source,
+            problems=[f"{source}: not a scenario file (it has none of network, fleet, catalog, calendar)"],
         )
     problems: list[str] = []
     scenario: Scenario | None = None

@@ -56,27 +56,21 @@ from planner.model import (
     route_cost,
     route_distance,
 )
+from planner.settings import (
+    FIRST_SOLUTION_NAMES,
+    METAHEURISTIC_NAMES,
+    PYVRP_SEED,
+    SearchSettings,
+)
 
-PYVRP_SEED = "pyvrp-seed"
 FIRST_SOLUTION_STRATEGIES = {
-    "savings": routing_enums_pb2.FirstSolutionStrategy.SAVINGS,
-    "parallel-savings": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_SAVINGS,
-    "parallel-cheapest-insertion": routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION,
-    "local-cheapest-insertion": routing_enums_pb2.FirstSolutionStrategy.LOCAL_CHEAPEST_INSERTION,
-    "global-cheapest-arc": routing_enums_pb2.FirstSolutionStrategy.GLOBAL_CHEAPEST_ARC,
-    "path-cheapest-arc": routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC,
-    "christofides": routing_enums_pb2.FirstSolutionStrategy.CHRISTOFIDES,
-    "sweep": routing_enums_pb2.FirstSolutionStrategy.SWEEP,
-    "automatic": routing_enums_pb2.FirstSolutionStrategy.AUTOMATIC,
+    name: getattr(routing_enums_pb2.FirstSolutionStrategy, name.upper().replace("-", "_"))
+    for name in FIRST_SOLUTION_NAMES
 }
 METAHEURISTICS = {
-    "guided-local-search": routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH,
-    "simulated-annealing": routing_enums_pb2.LocalSearchMetaheuristic.SIMULATED_ANNEALING,
-    "tabu-search": routing_enums_pb2.LocalSearchMetaheuristic.TABU_SEARCH,
-    "greedy-descent": routing_enums_pb2.LocalSearchMetaheuristic.GREEDY_DESCENT,
-    "automatic": routing_enums_pb2.LocalSearchMetaheuristic.AUTOMATIC,
+    name: getattr(routing_enums_pb2.LocalSearchMetaheuristic, name.upper().replace("-", "_"))
+    for name in METAHEURISTIC_NAMES
 }
-FIRST_SOLUTIONS = (PYVRP_SEED, *FIRST_SOLUTION_STRATEGIES)
 LARGE_PROBLEM_STOPS = 300
 SLOW_ON_LARGE_PROBLEMS = (
     "use_global_cheapest_insertion_path_lns",
@@ -85,46 +79,6 @@ SLOW_ON_LARGE_PROBLEMS = (
     "use_local_cheapest_insertion_visit_types_lns",
     "use_relocate_path_global_cheapest_insertion_insert_unperformed",
 )
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """How to search. The defaults are the ones measured in BENCHMARKS.md and used for Kaltim plans.
-
-    first_solution: "pyvrp-seed" or an OR-Tools first-solution strategy (see FIRST_SOLUTIONS).
-    fallback_first_solution: the OR-Tools strategy used when there is no readable seed; "auto" picks
-        savings for problems without time constraints and parallel cheapest insertion otherwise.
-    seed_share: share of the time (after building the model) given to PyVRP.
-    seed_iterations, solution_limit: the deterministic-mode budgets of PyVRP and OR-Tools.
-    """
-
-    time_limit_s: float = 10.0
-    seed: int = 0
-    deterministic: bool = False
-    first_solution: str = PYVRP_SEED
-    fallback_first_solution: str = "auto"
-    metaheuristic: str = "guided-local-search"
-    seed_share: float = 0.8
-    seed_iterations: int = 5_000
-    solution_limit: int = 300
-    log: bool = False
-
-    def __post_init__(self) -> None:
-        if self.time_limit_s <= 0:
-            raise ValueError("time_limit_s must be positive")
-        if self.first_solution not in FIRST_SOLUTIONS:
-            raise ValueError(f"first_solution {self.first_solution!r} is not one of {FIRST_SOLUTIONS}")
-        if (
-            self.fallback_first_solution != "auto"
-            and self.fallback_first_solution not in FIRST_SOLUTION_STRATEGIES
-        ):
-            raise ValueError(f"fallback_first_solution {self.fallback_first_solution!r} is unknown")
-        if self.metaheuristic not in METAHEURISTICS:
-            raise ValueError(f"metaheuristic {self.metaheuristic!r} is not one of {tuple(METAHEURISTICS)}")
-        if not 0 <= self.seed_share < 1:
-            raise ValueError("seed_share must be in [0, 1)")
-        if self.seed_iterations < 0 or self.solution_limit < 1:
-            raise ValueError("seed_iterations must be >= 0 and solution_limit >= 1")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from planner.dispatch import ItemUnit, KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
-from planner.fileio import write_csv
+from planner.dispatch import KabupatenResult, KabupatenTask, Trip, add_goods, plan_kabupaten
+from planner.fileio import RECORD_NAME, output_folder, write_csv
+from planner.kpis import plan_kpis
 from planner.maps import load_boundaries, write_map
-from planner.operations import VehicleKind, VehicleSpec
 from planner.plan import (
     Calendar,
     Plan,
@@ -32,55 +33,9 @@ from planner.report import write_reports
 from planner.scenario import ScenarioInputs
 from planner.search import SearchSettings
 from planner.validate import Expectations
+from planner.validate import expectations as expectations  # re-exported: planner.solve.expectations
 
 ProgressCallback = Callable[[str, str], None]  # (kabupaten code, "started" | "done")
-
-
-def vehicle_kind(vehicle_type) -> VehicleKind:
-    """The planner's view of a fleet vehicle type (clock times become minutes after midnight)."""
-    hours = vehicle_type.operating_hours
-    return VehicleKind(
-        type_id=vehicle_type.id,
-        name=vehicle_type.name,
-        tiers=frozenset(vehicle_type.tiers),
-        speeds=vehicle_type.travel_speeds(),
-        capacity_kg=vehicle_type.capacity_kg,
-        capacity_m3=vehicle_type.capacity_m3,
-        operating_hours=(hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
-        if hours
-        else None,
-        load_min=vehicle_type.load_min,
-        unload_min=vehicle_type.unload_min,
-        cost_per_km=vehicle_type.cost_per_km,
-        cost_per_day=vehicle_type.cost_per_day,
-    )
-
-
-def expectations(inputs: ScenarioInputs) -> Expectations:
-    """Network, fleet, goods per PPS and PPK, and calendar of a scenario, as plain data."""
-    kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
-    vehicles = {
-        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, kinds[v.type_id]) for v in inputs.fleet.vehicles
-    }
-    item_ids = [i.id for i in inputs.items]
-    pps = inputs.demand.pps
-    ppk = inputs.demand.ppk
-
-    def goods(row) -> dict[str, int]:
-        return {i: int(row[i]) for i in item_ids if int(row[i])}
-
-    calendar = inputs.scenario.calendar
-    return Expectations(
-        network=inputs.network,
-        vehicles=vehicles,
-        units={i.id: ItemUnit(i.id, i.unit_kg, i.unit_m3) for i in inputs.items},
-        pps_goods={row["node_id"]: goods(row) for _, row in pps.iterrows()},
-        ppk_own={row["node_id"]: goods(row) for _, row in ppk.iterrows()},
-        pps_ppk={row["node_id"]: f"ppk:{row['kecamatan_code']}" for _, row in pps.iterrows()},
-        start=calendar.start_local,
-        ppk_deadline=calendar.ppk_deadline_local,
-        pps_deadline=calendar.pps_deadline_local,
-    )
 
 
 def search_settings(
@@ -226,86 +181,6 @@ def assemble_plan(
     return plan.model_copy(update={"kpis": plan_kpis(plan, expect, inputs.kabupaten)})
 
 
-def plan_kpis(plan: Plan, expect: Expectations, kabupaten: Iterable[str]) -> dict:
-    """km and hours per mode, cost, vehicles used, completion time and slack per kabupaten."""
-    legs = expect.network.legs
-    per_kab: dict[str, dict] = {}
-    for code in kabupaten:
-        per_kab[code] = {
-            "vehicles_used": 0,
-            "trips": 0,
-            "km_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
-            "hours_by_mode": {m: 0.0 for m in ("road", "river", "sea", "access")},
-            "cost_idr": 0.0,
-            "ppk_completion": None,
-            "pps_completion": None,
-            "slack_hours_ppk": None,
-            "slack_hours_pps": None,
-            "unserved": 0,
-        }
-    used_days: dict[tuple[str, str], set] = defaultdict(set)
-    for route in plan.routes:
-        k = per_kab[route.kabupaten_code]
-        kind = expect.vehicles[route.vehicle_id].kind
-        k["trips"] += 1
-        for leg_id in route.legs:
-            leg = legs.loc[leg_id]
-            speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
-            k["km_by_mode"][leg["mode"]] += float(leg["length_km"])
-            k["hours_by_mode"][leg["mode"]] += float(leg["length_km"]) / speed if speed else 0.0
-            k["cost_idr"] += float(leg["length_km"]) * kind.cost_per_km
-        first, last = route.stops[0].arrival, route.stops[-1].arrival
-        day = first.date()
-        while day <= last.date():
-            used_days[(route.kabupaten_code, route.vehicle_id)].add(day)
-            day += timedelta(days=1)
-        for stop in route.stops:
-            if not stop.deliver:
-                continue
-            tier_key, deadline = (
-                ("ppk", expect.ppk_deadline)
-                if stop.node_id.startswith("ppk:")
-                else ("pps", expect.pps_deadline)
-            )
-            if stop.node_id.startswith(("ppk:", "pps:")):
-                done = k[f"{tier_key}_completion"]
-                k[f"{tier_key}_completion"] = max(done, stop.arrival) if done else stop.arrival
-                slack = (deadline - stop.arrival).total_seconds() / 3600
-                old = k[f"slack_hours_{tier_key}"]
-                k[f"slack_hours_{tier_key}"] = min(old, slack) if old is not None else slack
-    for (code, vehicle_id), days in used_days.items():
-        per_kab[code]["vehicles_used"] += 1
-        per_kab[code]["cost_idr"] += len(days) * expect.vehicles[vehicle_id].kind.cost_per_day
-    for u in plan.unserved:
-        per_kab[u.kabupaten_code]["unserved"] += 1
-    for k in per_kab.values():
-        for key in ("ppk_completion", "pps_completion"):
-            k[key] = k[key].isoformat() if k[key] else None
-        for key in ("slack_hours_ppk", "slack_hours_pps"):
-            k[key] = round(k[key], 2) if k[key] is not None else None
-        k["km_by_mode"] = {m: round(v, 1) for m, v in k["km_by_mode"].items()}
-        k["hours_by_mode"] = {m: round(v, 1) for m, v in k["hours_by_mode"].items()}
-        k["cost_idr"] = round(k["cost_idr"])
-    totals = {
-        "vehicles_used": sum(k["vehicles_used"] for k in per_kab.values()),
-        "trips": sum(k["trips"] for k in per_kab.values()),
-        "km_by_mode": {
-            m: round(sum(k["km_by_mode"][m] for k in per_kab.values()), 1)
-            for m in ("road", "river", "sea", "access")
-        },
-        "hours_by_mode": {
-            m: round(sum(k["hours_by_mode"][m] for k in per_kab.values()), 1)
-            for m in ("road", "river", "sea", "access")
-        },
-        "cost_idr": sum(k["cost_idr"] for k in per_kab.values()),
-        "unserved": len(plan.unserved),
-        "pps_completion": max(
-            (k["pps_completion"] for k in per_kab.values() if k["pps_completion"]), default=None
-        ),
-    }
-    return {"total": totals, "kabupaten": per_kab}
-
-
 def node_info(inputs: ScenarioInputs) -> pd.DataFrame:
     """TPS and DPT per PPS and PPK node, for popups and manifests."""
     columns = ["node_id", "tps", "dpt"]
@@ -313,21 +188,59 @@ def node_info(inputs: ScenarioInputs) -> pd.DataFrame:
 
 
 def write_outputs(
-    plan: Plan, inputs: ScenarioInputs, out_dir: str | Path, changed: Collection[tuple[str, int]] = ()
+    plan: Plan,
+    inputs: ScenarioInputs,
+    out_dir: str | Path,
+    changed: Collection[tuple[str, int]] = (),
+    extra: Callable[[Path], list[Path]] | None = None,
 ) -> list[Path]:
-    """plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the map."""
+    """Write every output of a plan into `out_dir`, whole or not at all; return the paths written.
+
+    plan.json, stops.csv, legs.csv, unserved.csv, manifests, summaries, schedule charts and the maps
+    (and what `extra(folder)` writes, e.g. a re-plan's diff.json) go into a staging folder; the
+    completion record outputs.json (every file with its sha256) is written last and the folder then
+    moved onto `out_dir` (planner.fileio.output_folder). A failure leaves `out_dir` as it was.
+    `changed`: (vehicle, trip) of re-planned trips, highlighted on the maps.
+    """
     out_dir = Path(out_dir)
+    with output_folder(out_dir) as staging:
+        written = _write_plan_files(plan_for_folder(plan, out_dir), inputs, staging, changed)
+        if extra is not None:
+            written += extra(staging)
+    return [out_dir / path.relative_to(staging) for path in written] + [out_dir / RECORD_NAME]
+
+
+def _relative_to(path: str, folder: Path) -> str:
+    """`path` as seen from `folder` ('/'-separated), so plan.json has the same bytes wherever the run was
+    started and however the scenario was named (relative or absolute)."""
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): keep it absolute
+        return Path(path).resolve().as_posix()
+
+
+def plan_for_folder(plan: Plan, out_dir: Path) -> Plan:
+    """The plan as written into `out_dir`: its scenario and network paths relative to that folder."""
+    scenario = plan.scenario
+    if scenario.path:
+        scenario = scenario.model_copy(update={"path": _relative_to(scenario.path, out_dir)})
+    return plan.model_copy(update={"scenario": scenario, "network": _relative_to(plan.network, out_dir)})
+
+
+def _write_plan_files(
+    plan: Plan, inputs: ScenarioInputs, folder: Path, changed: Collection[tuple[str, int]]
+) -> list[Path]:
     unserved = pd.DataFrame(
         [u.model_dump() for u in plan.unserved], columns=["node_id", "kabupaten_code", "reason", "detail"]
     )
     written = [
-        write_plan(plan, out_dir / "plan.json"),
-        write_csv(stops_frame(plan), out_dir / "stops.csv"),
-        write_csv(legs_frame(plan), out_dir / "legs.csv"),
-        write_csv(unserved, out_dir / "unserved.csv"),
+        write_plan(plan, folder / "plan.json"),
+        write_csv(stops_frame(plan), folder / "stops.csv"),
+        write_csv(legs_frame(plan), folder / "legs.csv"),
+        write_csv(unserved, folder / "unserved.csv"),
     ]
     info = node_info(inputs)
-    written += write_reports(plan, inputs.network, inputs.items, info, out_dir)
+    written += write_reports(plan, inputs.network, inputs.items, info, folder)
     boundaries = load_boundaries(inputs.network.source)
     for audience in ("kpu", "lanal"):
         written.append(
@@ -336,7 +249,7 @@ def write_outputs(
                 inputs.network,
                 info,
                 audience,
-                out_dir / f"map-{audience}.html",
+                folder / f"map-{audience}.html",
                 items=inputs.items,
                 boundaries=boundaries,
                 changed=changed,

@@ -1,29 +1,52 @@
 """Re-check a plan against the network and the demand directly, without the solver or its matrices.
 
+The validator believes nothing the plan says about itself. It checks the scenario hash and the calendar, that
+every PPS and PPK of the scenario is served or listed unserved (an unserved stop is a violation unless the
+network and the fleet show it cannot be served, or the caller allows unserved stops), and recomputes the KPIs.
 Every route must follow open legs of its vehicle's modes from stop to stop, in order, from its base back to its
 base; respect capacity, operating hours, handling times and deadlines; and every PPS must receive exactly its
-items (or be listed unserved), every PPK and port must hand on exactly what it received, and no vehicle may
-leave a transfer point with goods that have not arrived there yet.
+items, every PPK and port must hand on exactly what it received, and no vehicle may leave a transfer point with
+goods that have not arrived there yet. A re-plan is checked against the plan it is based on (by its hash): its
+`at`, blocked and unblocked legs are believed only when that plan is given, and the stops before `at` must be
+those of that plan, as they were.
+
+Nothing here imports the solver (OR-Tools, PyVRP): `planner validate` runs on any machine that reads plans.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from planner.dispatch import ItemUnit, add_goods, goods_weight
+import numpy as np
+
+from planner.goods import ItemUnit, add_goods, goods_weight
+from planner.kpis import plan_kpis
 from planner.network import Network
-from planner.operations import VehicleSpec, add_working_minutes, is_open
-from planner.plan import Plan, Route
+from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, is_open
+from planner.paths import shortest_paths
+from planner.plan import Plan, Route, content_hash, to_json
+
+if TYPE_CHECKING:
+    from planner.scenario import ScenarioInputs
 
 TOLERANCE_MIN = 1  # rounding of travel times to whole minutes
+LATEST_RETURN = timedelta(days=7)  # assumption: no trip is still out a week after the PPS deadline
+KPI_TOLERANCE = 1e-6  # KPIs are rounded the same way each time: only float noise is tolerated
+MAX_KPI_PROBLEMS = 8
 
 
 @dataclass(frozen=True)
 class Expectations:
-    """What the plan must achieve, read from the scenario: network, fleet, goods and calendar."""
+    """What the plan must achieve, read from the scenario: network, fleet, goods and calendar.
+
+    `kabupaten` (the scenario's kabupaten codes), `scenario_hash` (sha256 of the scenario file),
+    `blocked_legs` (the scenario's) and `vehicle_kabupaten` (vehicle id -> the kabupaten it serves) are empty
+    when unknown: then the kabupaten come from the goods, and the hash and blocked legs are not checked."""
 
     network: Network
     vehicles: Mapping[str, VehicleSpec]
@@ -34,6 +57,10 @@ class Expectations:
     start: datetime
     ppk_deadline: datetime
     pps_deadline: datetime
+    kabupaten: tuple[str, ...] = ()
+    scenario_hash: str = ""
+    blocked_legs: tuple[str, ...] = ()
+    vehicle_kabupaten: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def start_minute_of_day(self) -> int:
@@ -45,30 +72,261 @@ class Expectations:
     def at(self, minute: int) -> datetime:
         return self.start + timedelta(minutes=int(minute))
 
+    def kabupaten_codes(self) -> tuple[str, ...]:
+        """The scenario's kabupaten, or those of its PPK and PPS when not given."""
+        if self.kabupaten:
+            return tuple(self.kabupaten)
+        return tuple(sorted({_kabupaten_of(n) for n in (*self.pps_goods, *self.ppk_own)}))
 
-def validate_plan(plan: Plan, expect: Expectations) -> list[str]:
-    """All violations of the plan, as sentences that name the vehicle, stop, leg or node; [] if valid."""
-    network = expect.network
-    if plan.replan and plan.replan.unblocked:
-        network = network.unblocked(plan.replan.unblocked)
-    if plan.blocked_legs:
-        network = network.blocked(plan.blocked_legs)
-    frozen_before = expect.minute(plan.replan.at) if plan.replan else None
-    problems: list[str] = []
+
+def vehicle_kind(vehicle_type) -> VehicleKind:
+    """The planner's view of a fleet vehicle type (clock times become minutes after midnight)."""
+    hours = vehicle_type.operating_hours
+    return VehicleKind(
+        type_id=vehicle_type.id,
+        name=vehicle_type.name,
+        tiers=frozenset(vehicle_type.tiers),
+        speeds=vehicle_type.travel_speeds(),
+        capacity_kg=vehicle_type.capacity_kg,
+        capacity_m3=vehicle_type.capacity_m3,
+        operating_hours=(hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
+        if hours
+        else None,
+        load_min=vehicle_type.load_min,
+        unload_min=vehicle_type.unload_min,
+        cost_per_km=vehicle_type.cost_per_km,
+        cost_per_day=vehicle_type.cost_per_day,
+    )
+
+
+def expectations(inputs: ScenarioInputs) -> Expectations:
+    """Network, fleet, goods per PPS and PPK, calendar and file hash of a scenario, as plain data."""
+    from planner.plan import file_hash
+
+    kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
+    vehicles = {
+        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, kinds[v.type_id]) for v in inputs.fleet.vehicles
+    }
+    item_ids = [i.id for i in inputs.items]
+    pps = inputs.demand.pps
+    ppk = inputs.demand.ppk
+
+    def goods(row) -> dict[str, int]:
+        return {i: int(row[i]) for i in item_ids if int(row[i])}
+
+    scenario = inputs.scenario
+    calendar = scenario.calendar
+    return Expectations(
+        network=inputs.network,
+        vehicles=vehicles,
+        units={i.id: ItemUnit(i.id, i.unit_kg, i.unit_m3) for i in inputs.items},
+        pps_goods={row["node_id"]: goods(row) for _, row in pps.iterrows()},
+        ppk_own={row["node_id"]: goods(row) for _, row in ppk.iterrows()},
+        pps_ppk={row["node_id"]: f"ppk:{row['kecamatan_code']}" for _, row in pps.iterrows()},
+        start=calendar.start_local,
+        ppk_deadline=calendar.ppk_deadline_local,
+        pps_deadline=calendar.pps_deadline_local,
+        kabupaten=tuple(inputs.kabupaten),
+        scenario_hash=file_hash(scenario.source) if scenario.source else "",
+        blocked_legs=tuple(scenario.blocked_legs),
+        vehicle_kabupaten={v.vehicle_id: v.kabupaten_code for v in inputs.fleet.vehicles},
+    )
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The plan a re-plan says it is based on, as the caller found it; `file_hash` of its file when read from one."""
+
+    plan: Plan
+    file_hash: str = ""
+
+    def hashes(self) -> set[str]:
+        return {h for h in (self.file_hash, content_hash(to_json(self.plan))) if h}
+
+
+@dataclass(frozen=True)
+class Verified:
+    """What the validator believes about a re-plan after checking it against the previous plan.
+
+    `at`: the change, in minutes after the start (None: not a verified re-plan); `unblocked`: legs it may open
+    again; `blocked`: legs the change closed (open before `at`); `frozen_legs`: per (vehicle id, trip), how many leading legs are the previous plan's, as driven."""
+
+    at: int | None = None
+    unblocked: tuple[str, ...] = ()
+    blocked: frozenset[str] = frozenset()
+    frozen_legs: Mapping[tuple[str, int], int] = field(default_factory=dict)
+
+
+def validate_plan(
+    plan: Plan,
+    expect: Expectations,
+    *,
+    previous: Previous | Plan | None = None,
+    allow_unserved: bool = False,
+) -> list[str]:
+    """All violations of the plan, as sentences that name the vehicle, stop, leg or node; [] if valid.
+
+    `previous`: the plan a re-plan is based on (without it a re-plan's own record of the change is not
+    believed). `allow_unserved`: accept every unserved stop as listed; otherwise a stop may be unserved only
+    when no vehicle of its kabupaten can reach it and come back, directly or by way of ports."""
+    if isinstance(previous, Plan):
+        previous = Previous(previous)
+    problems = _check_header(plan, expect)
+    verified, replan_problems = _check_replan(plan, expect, previous)
+    problems += replan_problems
+    network, leg_problems = _plan_network(plan, expect, verified)
+    problems += leg_problems
+    structural = []
     for route in plan.routes:
-        problems += _check_route(route, network, expect, frozen_before)
+        structural += _check_route(route, network, expect, verified)
+    problems += structural
     problems += _check_trips_do_not_overlap(plan)
+    problems += _check_unserved(plan, expect, network, allow_unserved)
     problems += _check_balances(plan, expect)
+    if not structural:
+        problems += _check_kpis(plan, expect)
     return problems
+
+
+def _kabupaten_of(node_id: str) -> str:
+    return node_id.split(":", 1)[1][:5] if ":" in node_id else ""
 
 
 def _label(route: Route) -> str:
     return f"{route.vehicle_id} trip {route.trip}"
 
 
-def _check_route(
-    route: Route, network: Network, expect: Expectations, frozen_before: int | None = None
-) -> list[str]:
+# ---------------------------------------------------------------- what the plan says about itself
+
+
+def _check_header(plan: Plan, expect: Expectations) -> list[str]:
+    """Scenario hash, calendar, kabupaten of routes and the scenario's blocked legs."""
+    out = []
+    if expect.scenario_hash and plan.scenario.hash != expect.scenario_hash:
+        out.append(
+            f"scenario.hash {plan.scenario.hash} is not the hash of the scenario file given "
+            f"({expect.scenario_hash}): the plan was made for another scenario or another version of it"
+        )
+    for name, want in (
+        ("start", expect.start),
+        ("ppk_deadline", expect.ppk_deadline),
+        ("pps_deadline", expect.pps_deadline),
+    ):
+        got = getattr(plan.calendar, name)
+        if got != want:
+            out.append(f"calendar.{name} is {got.isoformat()} but the scenario says {want.isoformat()}")
+    codes = set(expect.kabupaten_codes())
+    for code in sorted({r.kabupaten_code for r in plan.routes} - codes):
+        out.append(f"routes of kabupaten {code}, which is not in the scenario")
+    for route in plan.routes:
+        owner = expect.vehicle_kabupaten.get(route.vehicle_id)
+        if owner and owner != route.kabupaten_code:
+            out.append(f"{_label(route)}: listed for kabupaten {route.kabupaten_code}, but it serves {owner}")
+    return out
+
+
+def _check_replan(plan: Plan, expect: Expectations, previous: Previous | None) -> tuple[Verified, list[str]]:
+    """The re-plan record checked against the previous plan; only what holds is believed."""
+    record = plan.replan
+    if record is None:
+        return Verified(), []
+    if previous is None:
+        return Verified(), [
+            f"replan: based on {record.based_on or '(no file)'}, which is not given or not found (give it with "
+            "--previous): its `at`, blocked and unblocked legs cannot be checked, so they are not believed"
+        ]
+    old = previous.plan
+    if record.based_on_hash not in previous.hashes():
+        return Verified(), [
+            f"replan.based_on_hash {record.based_on_hash} is not the hash of the previous plan given "
+            f"({', '.join(sorted(previous.hashes()))}): it re-plans another plan"
+        ]
+    out = []
+    if old.scenario.hash != plan.scenario.hash and record.based_on_scenario_hash != old.scenario.hash:
+        out.append(
+            f"scenario.hash {plan.scenario.hash} differs from the previous plan's ({old.scenario.hash}) and "
+            "the re-plan does not record the change of scenario"
+        )
+    if old.calendar != plan.calendar:
+        out.append("calendar: differs from the previous plan's")
+    at = expect.minute(record.at)
+    if not expect.start <= record.at < expect.pps_deadline:
+        out.append(f"replan.at {record.at.isoformat()} is outside the calendar (start to PPS deadline)")
+        return Verified(), out
+    never_blocked = sorted(set(record.unblocked) - set(old.blocked_legs))
+    out += [f"replan.unblocked: {leg} was not blocked in the previous plan" for leg in never_blocked]
+    want = (set(old.blocked_legs) | set(record.blocked)) - set(record.unblocked)
+    if record.based_on_scenario_hash:  # re-planned on another scenario: its blocked legs too
+        want |= set(expect.blocked_legs)
+    if set(plan.blocked_legs) != want:
+        missing, extra = sorted(want - set(plan.blocked_legs)), sorted(set(plan.blocked_legs) - want)
+        out.append(
+            "blocked_legs: not the previous plan's with the change applied"
+            + (f" (missing {', '.join(missing[:5])})" if missing else "")
+            + (f" (not blocked by the change: {', '.join(extra[:5])})" if extra else "")
+        )
+    past, frozen = _check_past(plan, old, record.at)
+    out += past
+    unblocked = tuple(sorted(set(record.unblocked) & set(old.blocked_legs)))
+    closed = frozenset(set(record.blocked) - set(old.blocked_legs))
+    return Verified(at=at, unblocked=unblocked, blocked=closed, frozen_legs=frozen), out
+
+
+def _check_past(plan: Plan, old: Plan, at: datetime) -> tuple[list[str], dict[tuple[str, int], int]]:
+    """Stops before `at` must be the previous plan's, byte for byte; (problems, verified leading legs per trip)."""
+    before = {(r.vehicle_id, r.trip): r for r in old.routes}
+    after = {(r.vehicle_id, r.trip): r for r in plan.routes}
+    out = []
+    for key, route in sorted(before.items()):
+        past = [i for i, s in enumerate(route.stops) if s.arrival < at]
+        new = after.get(key)
+        if past and new is None:
+            out.append(f"{_label(route)}: under way or done before replan.at, but the re-plan drops it")
+            continue
+        for i in past:
+            if i >= len(new.stops) or new.stops[i].model_dump_json() != route.stops[i].model_dump_json():
+                out.append(
+                    f"{_label(route)}: stop {i} ({route.stops[i].node_id}) is before replan.at, but differs "
+                    "from the previous plan (the past is kept as driven)"
+                )
+                break
+    for key, route in sorted(after.items()):
+        if key not in before and any(s.arrival < at for s in route.stops):
+            out.append(f"{_label(route)}: has stops before replan.at that the previous plan does not have")
+    frozen = {}
+    for key, route in after.items():
+        if key in before:
+            n = 0
+            for a, b in zip(route.legs, before[key].legs, strict=False):
+                if a != b:
+                    break
+                n += 1
+            frozen[key] = n
+    return out, frozen
+
+
+def _plan_network(plan: Plan, expect: Expectations, verified: Verified) -> tuple[Network, list[str]]:
+    """The scenario's network with the verified re-plan's legs opened again and the plan's blocked legs closed."""
+    network = expect.network
+    known = set(network.legs.index)
+    out = [
+        f"blocked_legs: {leg} is not a leg of the network" for leg in plan.blocked_legs if leg not in known
+    ]
+    opened = set(verified.unblocked)
+    dropped = sorted(set(expect.blocked_legs) - set(plan.blocked_legs) - opened)
+    out += [f"blocked_legs: the scenario's blocked leg {leg} is missing" for leg in dropped]
+    if verified.unblocked:
+        network = network.unblocked([leg for leg in verified.unblocked if leg in known])
+    closed = [leg for leg in plan.blocked_legs if leg in known]
+    if closed:
+        network = network.blocked(closed)
+    return network, out
+
+
+# ---------------------------------------------------------------- one route
+
+
+def _check_route(route: Route, network: Network, expect: Expectations, verified: Verified) -> list[str]:
     label = _label(route)
     spec = expect.vehicles.get(route.vehicle_id)
     if spec is None:
@@ -79,27 +337,60 @@ def _check_route(
     if spec.base != route.base:
         out.append(f"{label}: base {route.base} but the vehicle is based at {spec.base}")
     end = route.stranded_at or route.base
-    if len(route.stops) < 2 or route.stops[0].node_id != route.base or route.stops[-1].node_id != end:
+    if route.stops[0].node_id != route.base or route.stops[-1].node_id != end:
         out.append(f"{label}: must start at its base {route.base} and end at {end}")
         return out
-    out += _check_path(route, network, spec, expect, frozen_before)
+    out += _check_under_way(route, network, spec, expect, verified)
+    out += _check_path(route, network, spec, expect, verified)
     out += _check_loads(route, spec, expect)
     return out
 
 
+def _check_under_way(
+    route: Route, network: Network, spec: VehicleSpec, expect: Expectations, verified: Verified
+) -> list[str]:
+    """`stranded_at` and `returned` are set only by a re-plan, for a trip under way at its `at`; a stranded
+    vehicle has no open way home."""
+    if not route.stranded_at and not route.returned:
+        return []
+    label = _label(route)
+    what = "stranded_at" if route.stranded_at else "returned"
+    if verified.at is None:
+        return [f"{label}: {what} is set, but only a re-plan (checked against its previous plan) sets it"]
+    if expect.minute(route.stops[0].arrival) >= verified.at:
+        return [f"{label}: {what} is set, but the trip had not begun (at its base) at replan.at"]
+    if route.stranded_at:
+        if route.returned:
+            return [f"{label}: stranded at {route.stranded_at}, so it cannot bring goods back to its base"]
+        if route.stranded_at not in network.nodes.index:
+            return [f"{label}: stranded_at {route.stranded_at} is not a node of the network"]
+        home = shortest_paths(network, spec.kind.speeds, sources=[route.stranded_at])
+        if math.isfinite(home.hours_between(route.stranded_at, route.base)):
+            return [
+                f"{label}: stranded_at {route.stranded_at}, but open legs lead from there back to "
+                f"{route.base} ({home.km_between(route.stranded_at, route.base):.1f} km)"
+            ]
+    return []
+
+
 def _check_path(
-    route: Route, network: Network, spec: VehicleSpec, expect: Expectations, frozen_before: int | None = None
+    route: Route,
+    network: Network,
+    spec: VehicleSpec,
+    expect: Expectations,
+    verified: Verified = Verified(),
 ) -> list[str]:
     """Walk the legs; the stops must come in order along the walk, and the times must allow the travel.
 
-    In a re-plan, a leg the vehicle started on before the change (`frozen_before`) may be blocked now."""
+    In a verified re-plan, a leg the change closed may be on the route if the vehicle started on it before the
+    change and it is one of the route's leading legs that are the previous plan's (driven as planned)."""
     label, kind, legs = _label(route), spec.kind, network.legs
     hours, day = kind.operating_hours, expect.start_minute_of_day
     out: list[str] = []
     position = route.base
     next_stop = 1
     travel = [0.0] * len(route.stops)  # minutes of travel before reaching stop i
-    for leg_id in route.legs:
+    for index, leg_id in enumerate(route.legs):
         if leg_id not in legs.index:
             out.append(f"{label}: leg {leg_id} does not exist in the network")
             return out
@@ -107,7 +398,9 @@ def _check_path(
         if leg["status"] != "open":
             departed = expect.minute(route.stops[next_stop - 1].departure)
             started = add_working_minutes(departed, int(travel[next_stop]), hours, day)
-            if frozen_before is None or started >= frozen_before:
+            driven = verified.frozen_legs.get((route.vehicle_id, route.trip), 0)
+            frozen = verified.at is not None and started < verified.at and index < driven
+            if not (frozen and leg_id in verified.blocked):
                 out.append(f"{label}: leg {leg_id} is blocked")
         if leg["mode"] not in kind.modes:
             out.append(f"{label}: leg {leg_id} is {leg['mode']}, not allowed for a {kind.type_id}")
@@ -134,17 +427,27 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
     label, kind = _label(route), spec.kind
     hours, day = kind.operating_hours, expect.start_minute_of_day
     out = []
+    if route.stops[0].arrival < expect.start:
+        out.append(f"{label}: starts at {route.stops[0].arrival.isoformat()}, before the calendar start")
+    if route.stops[-1].arrival > expect.pps_deadline + LATEST_RETURN:
+        out.append(
+            f"{label}: ends at {route.stops[-1].arrival.isoformat()}, more than {LATEST_RETURN.days} days after "
+            "the PPS deadline"
+        )
+        return out
+    last = len(route.stops) - 1
     for i, stop in enumerate(route.stops):
         arrival, departure = expect.minute(stop.arrival), expect.minute(stop.departure)
+        returns = i == last and bool(route.returned)
         if departure < arrival:
             out.append(
                 f"{label}: at {stop.node_id} departure {stop.departure} is before arrival {stop.arrival}"
             )
-        handling = kind.load_min if i == 0 else (kind.unload_min if stop.deliver else 0)
+        handling = kind.load_min if i == 0 else (kind.unload_min if stop.deliver or returns else 0)
         if departure + TOLERANCE_MIN < add_working_minutes(arrival, handling, hours, day):
             out.append(f"{label}: at {stop.node_id} leaves before {handling} min of handling are done")
         for what, t in (("arrives", arrival), ("leaves", departure)):
-            if (stop.deliver or i == 0) and not is_open(t, hours, day):
+            if (stop.deliver or i == 0 or returns) and not is_open(t, hours, day):
                 out.append(
                     f"{label}: {what} {stop.node_id} at {stop.arrival:%d %b %H:%M}, outside operating hours"
                 )
@@ -173,18 +476,28 @@ def _deadline(node_id: str, expect: Expectations) -> datetime | None:
 
 
 def _check_loads(route: Route, spec: VehicleSpec, expect: Expectations) -> list[str]:
+    """What a trip loads is what it delivers, plus what it brings back (`returned`) or, stranded, still carries."""
     label, kind = _label(route), spec.kind
     out = []
-    unknown = {i for s in route.stops for i in (*s.deliver, *s.load)} - set(expect.units)
+    unknown = {i for s in route.stops for i in (*s.deliver, *s.load)} | set(route.returned)
+    unknown -= set(expect.units)
     if unknown:
         return [f"{label}: unknown item(s) {', '.join(sorted(unknown))}"]
+    if any(
+        q < 0 for s in route.stops for q in (*s.deliver.values(), *s.load.values(), *route.returned.values())
+    ):
+        return [f"{label}: negative quantity"]
     if any(s.load for s in route.stops[1:]):
         out.append(f"{label}: loads goods away from its base")
     loaded = add_goods(route.stops[0].load)
-    delivered = add_goods(*(s.deliver for s in route.stops))
-    if loaded != delivered:
+    delivered = add_goods(*(s.deliver for s in route.stops), route.returned)
+    if route.stranded_at:
+        if any(q > loaded.get(i, 0) for i, q in delivered.items()):
+            out.append(f"{label}: delivers more than it loads at {route.base}")
+    elif loaded != delivered:
         out.append(
-            f"{label}: loads {sum(loaded.values())} units at {route.base} but delivers {sum(delivered.values())}"
+            f"{label}: loads {sum(loaded.values())} units at {route.base} but delivers "
+            f"{sum(delivered.values())}" + (" (with what it brings back)" if route.returned else "")
         )
     kg, m3 = goods_weight(loaded, expect.units)
     if kg > kind.capacity_kg * 1.000001 or m3 > kind.capacity_m3 * 1.000001:
@@ -192,8 +505,6 @@ def _check_loads(route: Route, spec: VehicleSpec, expect: Expectations) -> list[
             f"{label}: carries {kg:,.0f} kg / {m3:.2f} m3, over the capacity of a {kind.type_id} "
             f"({kind.capacity_kg:,.0f} kg / {kind.capacity_m3:.2f} m3)"
         )
-    if any(q < 0 for s in route.stops for q in (*s.deliver.values(), *s.load.values())):
-        out.append(f"{label}: negative quantity")
     return out
 
 
@@ -203,11 +514,105 @@ def _check_trips_do_not_overlap(plan: Plan) -> list[str]:
         by_vehicle[route.vehicle_id].append(route)
     out = []
     for vehicle, routes in sorted(by_vehicle.items()):
+        trips = [r.trip for r in routes]
+        for trip in sorted({t for t in trips if trips.count(t) > 1}):
+            out.append(f"{vehicle}: trip {trip} is listed {trips.count(trip)} times")
         routes.sort(key=lambda r: r.stops[0].arrival)
         for a, b in zip(routes, routes[1:], strict=False):
             if b.stops[0].arrival < a.stops[-1].arrival:
                 out.append(f"{vehicle}: trip {b.trip} starts before trip {a.trip} is back at base")
     return out
+
+
+# ---------------------------------------------------------------- unserved stops
+
+
+def _check_unserved(plan: Plan, expect: Expectations, network: Network, allow_unserved: bool) -> list[str]:
+    """Each unserved entry names a PPS or PPK of the scenario once; unless `allow_unserved`, the fleet must be
+    unable to reach it and come back (then its reason cannot be `too_late` or `capacity` either)."""
+    out = []
+    seen: set[str] = set()
+    reach = _FleetReach(expect, network)
+    for u in plan.unserved:
+        node = u.node_id
+        if node in seen:
+            out.append(f"{node}: listed unserved more than once")
+            continue
+        seen.add(node)
+        if node not in expect.pps_goods and node not in expect.ppk_own:
+            out.append(f"{node}: listed unserved, but it is not a PPS or PPK of the scenario")
+            continue
+        if _kabupaten_of(node) != u.kabupaten_code:
+            out.append(
+                f"{node}: listed unserved in kabupaten {u.kabupaten_code}, but it is in {_kabupaten_of(node)}"
+            )
+        if allow_unserved:
+            continue
+        who = reach.who_reaches(node)
+        if who:
+            out.append(
+                f"{node}: listed unserved ({u.reason}), but {who} can reach it and come back over open legs: "
+                "it must be served (or accept unserved stops with --allow-unserved)"
+            )
+        elif u.reason in ("too_late", "capacity"):
+            out.append(
+                f"{node}: listed unserved for {u.reason}, but no vehicle of its kabupaten can reach it and come "
+                "back at all: the reason is unreachable or no_vehicle"
+            )
+    return out
+
+
+class _FleetReach:
+    """Where the goods of a kabupaten can get to: from the warehouse (for a PPK) or its PPK (for a PPS), by
+    every vehicle based at a node the goods can reach, out and back over open legs of its modes."""
+
+    def __init__(self, expect: Expectations, network: Network):
+        self.expect, self.network = expect, network
+        legs = network.legs.rename(columns={"from_node": "to_node", "to_node": "from_node"})
+        self.reverse = replace(network, legs=legs)
+        self.cache: dict[str, dict[str, str]] = {}
+
+    def who_reaches(self, node: str) -> str:
+        """'<vehicle> from <base>' that can get there and back with the node's goods, or '' if none can."""
+        code = _kabupaten_of(node)
+        origin = self.network.warehouse_of(code)
+        if node.startswith("pps:"):
+            ppk = self.expect.pps_ppk.get(node, "")
+            if not self.reached_from(origin).get(ppk):
+                return ""
+            origin = ppk
+        return self.reached_from(origin).get(node, "")
+
+    def reached_from(self, origin: str) -> dict[str, str]:
+        if origin not in self.cache:
+            self.cache[origin] = self._closure(origin, _kabupaten_of(origin))
+        return self.cache[origin]
+
+    def _closure(self, origin: str, code: str) -> dict[str, str]:
+        nodes = self.network.nodes
+        if origin not in nodes.index:
+            return {}
+        fleet: dict[str, dict[str, VehicleSpec]] = defaultdict(dict)
+        for vehicle_id, spec in sorted(self.expect.vehicles.items()):
+            owner = self.expect.vehicle_kabupaten.get(vehicle_id) or _kabupaten_of(spec.base)
+            if owner == code:
+                fleet[spec.base].setdefault(spec.type_id, spec)
+        reached = {origin: "its origin"}
+        todo = [origin]
+        while todo:
+            base = todo.pop()
+            for spec in fleet.get(base, {}).values():
+                there = shortest_paths(self.network, spec.kind.speeds, sources=[base]).hours[0]
+                back = shortest_paths(self.reverse, spec.kind.speeds, sources=[base]).hours[0]
+                for index in np.flatnonzero(np.isfinite(there) & np.isfinite(back)):
+                    node = nodes.index[index]
+                    if node not in reached:
+                        reached[node] = f"{spec.vehicle_id} from {base}"
+                        todo.append(node)
+        return reached
+
+
+# ---------------------------------------------------------------- goods in and out
 
 
 def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
@@ -219,11 +624,14 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
             if stop.deliver:
                 received[stop.node_id] = add_goods(received[stop.node_id], stop.deliver)
                 events[stop.node_id].append((stop.departure, 0, dict(stop.deliver), _label(route)))
-        if route.stops and route.stops[0].load:
-            sent[route.base] = add_goods(sent[route.base], route.stops[0].load)
+        if route.stops[0].load:
+            net = _minus(route.stops[0].load, route.returned)
+            sent[route.base] = add_goods(sent[route.base], net)
             events[route.base].append((route.stops[0].departure, 1, dict(route.stops[0].load), _label(route)))
+        if route.returned:
+            events[route.base].append((route.stops[-1].arrival, 0, dict(route.returned), _label(route)))
     unserved = {u.node_id for u in plan.unserved}
-    kabupaten = {r.kabupaten_code for r in plan.routes} | {u.kabupaten_code for u in plan.unserved}
+    kabupaten = set(expect.kabupaten_codes())
 
     def in_plan(node: str) -> bool:
         return node.split(":")[1][:5] in kabupaten
@@ -233,18 +641,22 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
     for pps in pps_in_plan:
         got, want = received.get(pps, {}), add_goods(expect.pps_goods[pps])
         if pps in unserved:
-            if any(q > want.get(i, 0) for i, q in got.items()):
+            if got == want:
+                out.append(f"{pps}: listed unserved, but it receives all its items")
+            elif any(q > want.get(i, 0) for i, q in got.items()):
                 out.append(f"{pps}: listed unserved but receives more than its items")
         elif not got:
             out.append(f"{pps}: receives nothing and is not listed as unserved")
         elif got != want:
             out.append(f"{pps}: receives {_diff(got, want)}")
     for ppk in sorted(p for p in expect.ppk_own if in_plan(p)):
-        if ppk in unserved:
-            continue
         members = [p for p in pps_in_plan if expect.pps_ppk[p] == ppk]
         want_in = add_goods(expect.ppk_own[ppk], *(expect.pps_goods[p] for p in members))
         got = received.get(ppk, {})
+        if ppk in unserved:
+            if want_in and got == want_in:
+                out.append(f"{ppk}: listed unserved, but it receives all its items")
+            continue
         if got != want_in:
             out.append(f"{ppk}: receives {_diff(got, want_in)}")
             continue
@@ -286,6 +698,35 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
         ):
             out.append(f"wh:{code}: sends {_diff(loaded, total)} (the kabupaten's total)")
     return out
+
+
+def _check_kpis(plan: Plan, expect: Expectations) -> list[str]:
+    """The plan's KPIs must be those its routes and unserved list give."""
+    codes = set(expect.kabupaten_codes())
+    if any(r.kabupaten_code not in codes for r in plan.routes) or any(
+        u.kabupaten_code not in codes for u in plan.unserved
+    ):
+        return []  # reported with the routes and the unserved list
+    want = plan_kpis(plan, expect, expect.kabupaten_codes())
+    if not plan.kpis:
+        return ["kpis: missing (a plan carries the KPIs of its routes)"]
+    wrong = _kpi_differences(plan.kpis, want, "kpis")
+    out = [f"{path}: the plan says {got!r}, its routes give {value!r}" for path, got, value in wrong]
+    if len(out) > MAX_KPI_PROBLEMS:
+        out = [*out[:MAX_KPI_PROBLEMS], f"kpis: and {len(out) - MAX_KPI_PROBLEMS} more wrong values"]
+    return out
+
+
+def _kpi_differences(got: object, want: object, path: str) -> list[tuple[str, object, object]]:
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            return [(path, got, "a table")]
+        keys = sorted(set(got) | set(want), key=str)
+        return [d for k in keys for d in _kpi_differences(got.get(k), want.get(k), f"{path}.{k}")]
+    numbers = (int, float)
+    if isinstance(want, numbers) and isinstance(got, numbers) and not isinstance(got, bool):
+        return [] if math.isclose(got, want, abs_tol=KPI_TOLERANCE) else [(path, got, want)]
+    return [] if got == want else [(path, got, want)]
 
 
 def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:

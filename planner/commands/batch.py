@@ -12,7 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from planner.batch import Backend, BatchOptions, BatchRow, run_batch
-from planner.commands.options import DeterministicOption, SchedulerOption, TimeLimitOption, WorkersOption
+from planner.commands.options import (
+    DeterministicOption,
+    SchedulerOption,
+    TimeLimitOption,
+    WorkersOption,
+    check_time_limit,
+)
 from planner.contingency import (
     DEFAULT_TIME_LIMIT_S,
     UNSERVED_REASONS,
@@ -21,6 +27,7 @@ from planner.contingency import (
     run_contingency,
 )
 from planner.errors import InputError
+from planner.fileio import check_output_folder, folder_lock, write_record
 from planner.scenario import load_scenario
 
 STAGE_LABELS = {
@@ -160,7 +167,7 @@ def contingency(
         ),
     ] = "used",
     limit: Annotated[
-        int | None, typer.Option("--limit", help="test only the first N legs (busiest first)")
+        int | None, typer.Option("--limit", help="test only the first N legs (busiest first)", min=1)
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="default: out/contingency/<scenario name>")
@@ -170,6 +177,7 @@ def contingency(
         typer.Option(
             "--time-limit",
             help="seconds per kabupaten; cases run in deterministic mode, so this is only a safety limit",
+            callback=check_time_limit,
         ),
     ] = DEFAULT_TIME_LIMIT_S,
     workers: WorkersOption = None,
@@ -179,11 +187,14 @@ def contingency(
     console = Console()
     checked = load_scenario(scenario)
     backend = _backend(workers, scheduler, default_workers=checked.solver.workers)
-    out = out or Path("out") / "contingency" / checked.name
+    out = check_output_folder(out or Path("out") / "contingency" / checked.name)
     options = ContingencyOptions(legs=legs, limit=limit, time_limit_s=time_limit, backend=backend)
     console.print(f"Contingency analysis of {escape(checked.name)} on {escape(backend.describe())}.")
-    with _progress_bar(console) as bar:
+    # cases/ fills up one atomic file per case (a re-run resumes from them); outputs.json, written last,
+    # marks the folder whole
+    with folder_lock(out), _progress_bar(console) as bar:
         result = run_contingency(scenario, out, options, RichProgress(bar))
+        write_record(out)
     console.print(impact_table(result))
     done = f"{result.replanned} re-planned"
     if result.reused:

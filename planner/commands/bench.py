@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from planner.commands.options import check_time_limit
 from planner.errors import InputError
 from planner.fileio import write_json
 from planner.vrplib_bench import (
@@ -81,7 +82,10 @@ def vrplib_command(
         list[Path], typer.Argument(help="VRPLIB instances (.vrp); the .sol beside each gives the BKS")
     ],
     time_limit: Annotated[
-        float, typer.Option("--time-limit", min=0.1, help="seconds per instance and solver")
+        float,
+        typer.Option(
+            "--time-limit", min=0.1, help="seconds per instance and solver", callback=check_time_limit
+        ),
     ] = 10.0,
     compare: Annotated[
         list[str] | None,
@@ -90,7 +94,10 @@ def vrplib_command(
         ),
     ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the results as JSON here")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="random seed of every solver")] = 0,
+    # PyVRP and OR-Tools take 32-bit seeds
+    seed: Annotated[
+        int, typer.Option("--seed", help="random seed of every solver", min=0, max=2**31 - 1)
+    ] = 0,
 ) -> None:
     """Solve each instance with the planner's routing engine (the Kaltim code path) and report cost, gap to
     the best-known solution and runtime; with --compare, the same for PyVRP / plain OR-Tools in this run."""

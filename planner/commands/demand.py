@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from planner.demand import Demand, write_demand
+from planner.fileio import check_output_folder, output_folder
 from planner.scenario import load_inputs, load_scenario
 
 
@@ -46,10 +47,14 @@ def demand_command(
 ) -> None:
     """Write demand-pps.csv, demand-ppk.csv and demand-kabupaten.csv and print totals per kabupaten."""
     console = Console(emoji=False, highlight=False)
+    if out is not None:
+        check_output_folder(out)
     scenario = load_scenario(scenario_file)
     inputs = load_inputs(scenario)
     folder = out if out is not None else Path("out") / scenario.name
-    written = write_demand(inputs.demand, folder)
+    # whole or none; beside a plan's files when the folder holds one (the map reads TPS and DPT there)
+    with output_folder(folder, keep_existing=True) as staging:
+        written = [folder / path.relative_to(staging) for path in write_demand(inputs.demand, staging)]
     console.print(totals_table(inputs.demand, f"Demand of {escape(scenario.name)}"))
     for path in written:
         console.print(f"Wrote {escape(str(path))}")

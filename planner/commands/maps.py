@@ -13,6 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.errors import InputError
+from planner.fileio import (
+    RECORD_NAME,
+    check_output_folder,
+    folder_lock,
+    output_folder,
+    refresh_record,
+    stored_path,
+)
 from planner.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from planner.maps import Boundaries, load_boundaries, write_kabupaten_maps, write_map
 from planner.plan import Plan, read_plan
@@ -41,7 +49,7 @@ class PlanInputs:
 
 
 def _plan_network_path(plan: Plan, plan_path: Path) -> Path:
-    for candidate in (Path(plan.network), plan_path.parent / plan.network):
+    for candidate in (stored_path(plan_path, plan.network), Path(plan.network)):
         if candidate.exists():
             return candidate
     raise InputError(
@@ -90,8 +98,8 @@ def resolve_inputs(plan_path: Path, scenario: Path | None = None, demand: Path |
     plan = read_plan(plan_path)
     if demand is not None and not demand.is_dir():
         raise InputError("demand folder not found", source=demand)
-    if scenario is None and plan.scenario.path and Path(plan.scenario.path).is_file():
-        scenario = Path(plan.scenario.path)
+    if scenario is None and plan.scenario.path and stored_path(plan_path, plan.scenario.path).is_file():
+        scenario = stored_path(plan_path, plan.scenario.path)
     if scenario is not None:
         if not scenario.is_file():
             raise InputError("scenario file not found", source=scenario)
@@ -160,29 +168,42 @@ def map_command(
     language(lang)  # an unknown language fails before any work
     inputs = resolve_inputs(plan, scenario, demand)
     target = out if out is not None else plan.parent / f"map-{audience.value}.html"
-    written = [
-        write_map(
-            inputs.plan,
-            inputs.network,
-            inputs.node_info,
-            audience.value,
-            target,
-            items=inputs.items,
-            boundaries=inputs.boundaries,
-            lang=lang,
-            highlight=kabupaten,
-        )
-    ]
-    if per_kabupaten and audience == MapAudience.kpu:
-        written += write_kabupaten_maps(
-            inputs.plan,
-            inputs.network,
-            inputs.node_info,
-            target.parent / "maps",
-            items=inputs.items,
-            boundaries=inputs.boundaries,
-            lang=lang,
-        )
+    if target.is_dir():
+        raise InputError(f"--out {target} is a folder: give the HTML file to write", source="--out")
+    check_output_folder(target.parent)
+
+    def draw() -> list[Path]:
+        written = [
+            write_map(
+                inputs.plan,
+                inputs.network,
+                inputs.node_info,
+                audience.value,
+                target,
+                items=inputs.items,
+                boundaries=inputs.boundaries,
+                lang=lang,
+                highlight=kabupaten,
+            )
+        ]
+        if per_kabupaten and audience == MapAudience.kpu:
+            written += write_kabupaten_maps(
+                inputs.plan,
+                inputs.network,
+                inputs.node_info,
+                target.parent / "maps",
+                items=inputs.items,
+                boundaries=inputs.boundaries,
+                lang=lang,
+            )
+        return written
+
+    if (target.parent / RECORD_NAME).is_file():
+        with folder_lock(target.parent):  # maps added to a plan folder are listed in its record
+            written = draw()
+            refresh_record(target.parent)
+    else:
+        written = draw()
     console = Console()
     for path in written:
         size_mb = path.stat().st_size / 1e6
@@ -202,11 +223,16 @@ def report_command(
     ] = False,
 ) -> None:
     """Re-write the manifests (CSV, XLSX per vehicle), kabupaten summaries and schedule charts of a plan."""
+    if out is not None:
+        check_output_folder(out)
     inputs = resolve_inputs(plan, scenario, demand)
     out_dir = out if out is not None else plan.parent
     console = Console()
-    with console.status("Writing manifests, summaries and schedule charts..."):
-        written = write_reports(inputs.plan, inputs.network, inputs.items, inputs.node_info, out_dir)
+    with (
+        console.status("Writing manifests, summaries and schedule charts..."),
+        output_folder(out_dir, keep_existing=True) as staging,  # whole or none, beside the plan's files
+    ):
+        written = write_reports(inputs.plan, inputs.network, inputs.items, inputs.node_info, staging)
         if maps:
             for audience in AUDIENCE_VALUES:
                 written.append(
@@ -215,7 +241,7 @@ def report_command(
                         inputs.network,
                         inputs.node_info,
                         audience,
-                        out_dir / f"map-{audience}.html",
+                        staging / f"map-{audience}.html",
                         items=inputs.items,
                         boundaries=inputs.boundaries,
                     )
@@ -224,10 +250,11 @@ def report_command(
                 inputs.plan,
                 inputs.network,
                 inputs.node_info,
-                out_dir / "maps",
+                staging / "maps",
                 items=inputs.items,
                 boundaries=inputs.boundaries,
             )
+    written = [out_dir / path.relative_to(staging) for path in written]
     table = Table(title=f"Reports for {plan}")
     table.add_column("what")
     table.add_column("files", justify="right")

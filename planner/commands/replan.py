@@ -12,15 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
 from planner.commands.solve import kabupaten_names, summary_table
 from planner.errors import InputError
-from planner.fileio import write_json
-from planner.plan import read_plan
+from planner.fileio import stored_path, write_json
+from planner.plan import Plan, ScenarioRef, file_hash, read_plan
 from planner.replan import Change, apply_change, changed_trips, check_change, plan_diff, replan
 from planner.scenario import load_inputs, load_scenario
 from planner.solve import expectations, search_settings, write_outputs
-from planner.validate import validate_plan
+from planner.validate import Expectations, Previous, validate_plan
 
 TOP_ROWS = 25
 
@@ -33,6 +33,30 @@ def _moment(text: str, timezone) -> datetime:
             f"--at {text!r} is not a date and time; write it like 2024-11-24T10:00+08:00"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone)
+
+
+def check_past_fits(
+    plan: Plan, expect: Expectations, at: datetime, plan_file: Path, scenario_file: Path
+) -> None:
+    """With --force-scenario: every trip begun before `at` must exist in the other scenario (its kabupaten,
+    vehicle and legs), else InputError naming both files and the trips."""
+    kabupaten, legs = set(expect.kabupaten_codes()), expect.network.legs.index
+    problems = []
+    for route in plan.routes:
+        if route.stops[0].arrival >= at:
+            continue
+        label = f"{route.vehicle_id} trip {route.trip}"
+        if route.kabupaten_code not in kabupaten:
+            problems.append(f"{label}: kabupaten {route.kabupaten_code} is not in {scenario_file}")
+        elif route.vehicle_id not in expect.vehicles:
+            problems.append(f"{label}: vehicle {route.vehicle_id} is not in the fleet of {scenario_file}")
+        elif missing := [leg for leg in route.legs if leg not in legs]:
+            problems.append(f"{label}: leg {missing[0]} is not in the network of {scenario_file}")
+    if problems:
+        raise InputError(
+            f"--force-scenario: the past of {plan_file} (trips begun before --at) does not fit {scenario_file}",
+            problems=problems[:20],
+        )
 
 
 def diff_table(diff: dict) -> Table:
@@ -55,6 +79,7 @@ def diff_table(diff: dict) -> Table:
     return table
 
 
+@holds_output()
 def replan_command(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json to re-plan")],
     block: Annotated[
@@ -72,6 +97,13 @@ def replan_command(
     scenario: Annotated[
         Path | None, typer.Option("--scenario", help="the plan's scenario file, if it has moved")
     ] = None,
+    force_scenario: Annotated[
+        bool,
+        typer.Option(
+            "--force-scenario",
+            help="re-plan on --scenario although its hash is not the plan's (the past must still fit it)",
+        ),
+    ] = False,
     time_limit: TimeLimitOption = None,
     workers: WorkersOption = None,
     deterministic: DeterministicOption = False,
@@ -84,16 +116,26 @@ def replan_command(
     if not at:
         raise InputError("give the moment of the change with --at, e.g. --at 2024-11-24T10:00+08:00")
     plan = read_plan(plan_file)
-    scenario_file = scenario or Path(plan.scenario.path or "")
+    scenario_file = scenario or stored_path(plan_file, plan.scenario.path or "")
     if not scenario_file.is_file():
         raise InputError(
             f"the plan's scenario file {scenario_file} is not found: give it with --scenario",
             source=plan_file,
         )
+    scenario_hash = file_hash(scenario_file)
+    if scenario_hash != plan.scenario.hash and not force_scenario:
+        raise InputError(
+            f"the scenario {scenario_file} is not the one the plan {plan_file} was made for (its hash is "
+            f"{scenario_hash}, the plan's scenario.hash {plan.scenario.hash}): give the plan's scenario, or "
+            "--force-scenario to re-plan on this one anyway"
+        )
     checked = load_scenario(scenario_file)
     inputs = load_inputs(checked)
     change = Change(tuple(block or ()), tuple(unblock or ()), _moment(at, plan.calendar.start.tzinfo))
     check_change(plan, inputs.network, change)
+    before = expectations(inputs)
+    if scenario_hash != plan.scenario.hash:
+        check_past_fits(plan, before, change.at, plan_file, scenario_file)
     inputs = apply_change(inputs, plan, change)
     expect = expectations(inputs)
     settings = search_settings(inputs, time_limit, True if deterministic else None)
@@ -106,13 +148,23 @@ def replan_command(
             settings,
             workers or checked.solver.workers,
             based_on=str(plan_file),
+            based_on_hash=file_hash(plan_file),
+            scenario=ScenarioRef(
+                name=checked.name,
+                hash=scenario_hash,
+                path=str(checked.source) if checked.source else str(scenario_file),
+            )
+            if scenario_hash != plan.scenario.hash
+            else None,
         )
     new = result.plan
     names = inputs.network.nodes["name"].astype(str).to_dict()
     diff = plan_diff(plan, new, names)
-    problems = validate_plan(new, expect)
-    written = write_outputs(new, inputs, out, changed=changed_trips(plan, new))
-    written.append(write_json(out / "diff.json", diff))
+    previous = Previous(plan, file_hash(plan_file))
+    problems = validate_plan(new, before, previous=previous, allow_unserved=True)
+    written = write_outputs(
+        new, inputs, out, changed_trips(plan, new), lambda folder: [write_json(folder / "diff.json", diff)]
+    )
     console.print(summary_table(new, kabupaten_names(inputs)))
     console.print(diff_table(diff))
     km = ", ".join(f"{mode} {value:+,.1f}" for mode, value in diff["km_added_by_mode"].items() if value)

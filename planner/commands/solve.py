@@ -1,4 +1,4 @@
-"""`planner solve` and `planner validate`."""
+"""`planner solve` (`planner validate` is in planner/commands/validate.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption
-from planner.plan import Plan, read_plan
+from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
+from planner.plan import Plan
 from planner.scenario import ScenarioInputs, load_inputs, load_scenario
 from planner.solve import (
     assemble_plan,
@@ -64,6 +64,7 @@ def summary_table(plan: Plan, names: dict[str, str]) -> Table:
     return table
 
 
+@holds_output()
 def solve(
     scenario: Annotated[Path, typer.Argument(help="scenario file, e.g. scenarios/kaltim-2024.yaml")],
     out: Annotated[Path, typer.Option("--out", help="folder for plan.json, CSV, manifests and map")] = Path(
@@ -105,7 +106,7 @@ def solve(
 
         results = run_tasks(tasks, workers or checked.solver.workers, notify)
     plan = assemble_plan(inputs, expect, results, checked.resolved_paths().network)
-    problems = validate_plan(plan, expect)
+    problems = validate_plan(plan, expect, allow_unserved=True)  # the unserved are listed below
     written = write_outputs(plan, inputs, out)
     console.print(summary_table(plan, names))
     for u in plan.unserved:
@@ -127,28 +128,5 @@ def solve(
         raise typer.Exit(1)
 
 
-def validate(
-    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="plan.json")],
-    scenario: Annotated[Path, typer.Argument(help="the scenario the plan was made for")],
-) -> None:
-    """Re-check a plan against the network and demand; exit 1 with the list of violations."""
-    console = Console()
-    plan = read_plan(plan_file)
-    inputs = load_inputs(load_scenario(scenario))
-    problems = validate_plan(plan, expectations(inputs))
-    if problems:
-        console.print(f"[bold red]{len(problems)} violation(s) in {escape(str(plan_file))}:[/]")
-        for p in problems:
-            console.print(f"  {escape(p)}", highlight=False)
-        raise typer.Exit(1)
-    served = sum(1 for r in plan.routes for s in r.stops if s.deliver)
-    console.print(
-        f"{escape(str(plan_file))} is valid: {len(plan.routes)} trips, {served} deliveries, "
-        f"{len(plan.unserved)} unserved (each with its reason).",
-        soft_wrap=True,
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.command("solve")(solve)
-    app.command("validate")(validate)
