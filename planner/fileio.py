@@ -353,5 +353,5 @@ def stored_path(plan_path: str | Path, stored: str) -> Path:
     path = Path(stored)
     if path.is_absolute():
         return path
-    beside = Path(plan_path).parent / path
+    beside = Path(os.path.normpath(Path(plan_path).parent / path))  # m1/../../x reads as ../x
     return beside if beside.exists() or not path.exists() else path
