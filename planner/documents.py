@@ -48,6 +48,7 @@ from planner.report import (
 TPS_RULES = ("per_tps", "per_election_per_tps", "per_voter_reserve")
 SCOPE_OF_RULE = {rule: "tps" for rule in TPS_RULES} | {"per_pps": "pps", "per_ppk": "ppk"}
 SCOPES = ("tps", "pps", "ppk")
+_SHOWN_KM = 0.05  # shorter segments (a PPK's access to the desa it stands in) are left out of the words
 
 
 # ---------------------------------------------------------------- the document model
@@ -124,6 +125,7 @@ class Party:
 
     role: str
     name: str
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -386,7 +388,7 @@ def handover_parties(
     port the crew of the vessels based there that take the goods on.
     """
     if route.tier == 1:
-        giver = Party("kpu", kabupaten_name)
+        giver = Party("kpu", kabupaten_name, route.kabupaten_code)
     else:
         ppk_id = route.base if route.base.startswith("ppk:") else _ppk_of(network, place.node_id)
         giver = Party("ppk", _place(network, ppk_id).name if ppk_id else route.vehicle_id)
@@ -507,7 +509,9 @@ def vehicle_words(vehicle_type: str, lang: Language) -> str:
 
 
 def party_words(party: Party, lang: Language) -> str:
-    return lang(f"documents.role.{party.role}", name=party.name)
+    """ "KPU Kabupaten Paser", "PPS Long Apari", ...; a kabupaten without a name goes by its code."""
+    name = party.name or lang("documents.kabupaten_unknown", code=party.code)
+    return lang(f"documents.role.{party.role}", name=name)
 
 
 def place_words(place: Place) -> str:
@@ -530,11 +534,13 @@ def amount_words(value: float | int | None, lang: Language, digits: int = 0) -> 
 
 
 def goods_lines(goods: Goods, lang: Language) -> list[str]:
-    """The goods as short lines: the kits first, then "Kotak suara: 8" per item."""
+    """The goods in short lines for the surat jalan: the TPS kits as one line ("Paket TPS 1-4 (4 paket)"), then
+    the PPS and PPK items ("Kemasan pengaman PPS: 1"). The BAST lists every item; here the kits' contents are
+    listed only when the number of kits cannot be told."""
     kits = kits_words(goods, lang)
+    shown = [line for line in goods.lines if line.scope != "tps" or goods.kits is None]
     items = [
-        lang("documents.item_line", name=line.name, quantity=lang.number(line.quantity))
-        for line in goods.lines
+        lang("documents.item_line", name=line.name, quantity=lang.number(line.quantity)) for line in shown
     ]
     return ([kits] if kits else []) + items
 
@@ -561,7 +567,8 @@ def route_lines(document: TripDocument, lang: Language) -> list[tuple[str, str]]
     """(from stop -> to stop, the way in words) for every stop after the first."""
     lines = []
     for previous, stop in zip(document.stops, document.stops[1:], strict=False):
-        way = "; ".join(segment_words(s, lang) for s in stop.route_here) or lang("documents.route.none")
+        shown = [s for s in stop.route_here if s.km >= _SHOWN_KM]
+        way = "; ".join(segment_words(s, lang) for s in shown) or lang("documents.route.none")
         lines.append(
             (
                 lang(
@@ -579,6 +586,8 @@ def distance_words(document: TripDocument, lang: Language) -> str:
     """ "Jarak tempuh: jalan darat 57,0 km, sungai 32,0 km" """
     parts = []
     for mode, km in document.km_by_mode.items():
+        if km < _SHOWN_KM:
+            continue
         key = f"documents.mode.{mode}"
         text = lang.number(km, 1)
         parts.append(
@@ -617,7 +626,8 @@ def total_words(goods: Goods, lang: Language) -> str:
 PAGE_TOTAL_ALIAS = "\ue000\ue001"  # fpdf2 puts the page count here; data text never holds it (see inert_text)
 _PDF_MARGIN_MM = 15
 _PDF_WIDTH_MM = 210 - 2 * _PDF_MARGIN_MM
-_LINE_MM = 4.6
+_PDF_BOTTOM_MM = 16
+_LINE_MM = 4.0
 _INERT = re.compile("[\x00-\x08\x0b-\x1f\x7f\ue000-\uf8ff]")
 
 
@@ -708,7 +718,8 @@ def _new_pdf(document: TripDocument, lang: Language, fonts: PdfFonts) -> Any:
 
     pdf = DocumentPdf(orientation="portrait", unit="mm", format="A4")
     pdf.set_margins(_PDF_MARGIN_MM, _PDF_MARGIN_MM, _PDF_MARGIN_MM)
-    pdf.set_auto_page_break(True, margin=16)
+    pdf.c_margin = 0.5
+    pdf.set_auto_page_break(True, margin=_PDF_BOTTOM_MM)
     pdf.add_font("DejaVu", "", str(fonts.regular))
     pdf.add_font("DejaVu", "B", str(fonts.bold))
     pdf.alias_nb_pages(PAGE_TOTAL_ALIAS)
@@ -721,11 +732,23 @@ def _new_pdf(document: TripDocument, lang: Language, fonts: PdfFonts) -> Any:
     return pdf
 
 
+def _draw_text(pdf: Any, x: float, width: float, text: str, line_mm: float, align: str = "L") -> None:
+    """Draw `text` from the current height at `x`: a line that fits is one cell, only a longer one is wrapped
+    (fpdf2's line breaking is the slow part of a page)."""
+    for line in inert_text(text).split("\n"):
+        pdf.set_x(x)
+        if pdf.get_string_width(line) <= width - 2 * pdf.c_margin:
+            pdf.cell(width, line_mm, line, align=align, new_x="LEFT", new_y="NEXT")
+        else:
+            pdf.multi_cell(width, line_mm, line, align=align, new_x="LEFT", new_y="NEXT")
+
+
 def _text_block(
     pdf: Any, text: str, size: float = 9, bold: bool = False, align: str = "L", gap: float = 1
 ) -> None:
     pdf.set_font("DejaVu", "B" if bold else "", size)
-    pdf.multi_cell(0, size * 0.5, inert_text(text), align=align, new_x="LMARGIN", new_y="NEXT")
+    _draw_text(pdf, pdf.l_margin, pdf.epw, text, size * 0.5, align)
+    pdf.set_x(pdf.l_margin)
     pdf.ln(gap)
 
 
@@ -733,7 +756,7 @@ def _line_count(pdf: Any, width: float, text: str) -> int:
     """Lines `text` takes in a cell `width` wide: a line that fits is measured, only longer ones are wrapped."""
     count = 0
     for line in inert_text(text).split("\n"):
-        if pdf.get_string_width(line) <= width - 0.5:
+        if pdf.get_string_width(line) <= width - 2 * pdf.c_margin:
             count += 1
         else:
             count += len(pdf.multi_cell(width, _LINE_MM, line, dry_run=True, output="LINES"))
@@ -741,7 +764,7 @@ def _line_count(pdf: Any, width: float, text: str) -> int:
 
 
 def _row_height(pdf: Any, widths: Sequence[float], cells: Sequence[str]) -> float:
-    return max(_line_count(pdf, w - 2, text) for w, text in zip(widths, cells, strict=True)) * _LINE_MM + 1.6
+    return max(_line_count(pdf, w - 1, text) for w, text in zip(widths, cells, strict=True)) * _LINE_MM + 1.4
 
 
 def _table_row(
@@ -755,8 +778,8 @@ def _table_row(
         pdf.rect(x, y, sum(widths), height, style="F")
     for width, text, align in zip(widths, cells, aligns, strict=True):
         pdf.rect(x, y, width, height)
-        pdf.set_xy(x + 1, y + 0.8)
-        pdf.multi_cell(width - 2, _LINE_MM, inert_text(text), align=align)
+        pdf.set_y(y + 0.8)
+        _draw_text(pdf, x + 0.5, width - 1, text, _LINE_MM, align)
         x += width
     pdf.set_xy(pdf.l_margin, y + height)
 
@@ -779,28 +802,31 @@ def _fields(pdf: Any, pairs: Sequence[tuple[str, str]]) -> None:
     """Label: value lines; an empty value is a dotted line to fill in by hand."""
     for label, value in pairs:
         pdf.set_font("DejaVu", "", 9)
-        pdf.cell(55, 5.6, inert_text(label))
-        pdf.cell(3, 5.6, ":")
-        pdf.multi_cell(0, 5.6, inert_text(value) if value else "." * 70, new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(55, 5, inert_text(label))
+        pdf.cell(3, 5, ":")
+        _draw_text(pdf, pdf.get_x(), pdf.epw - 58, value or "." * 70, 5)
+        pdf.set_x(pdf.l_margin)
 
 
 def _signatures(pdf: Any, titles: Sequence[str], lang: Language) -> None:
     """Signature boxes side by side: title, room to sign, name and position lines."""
-    height = 36
-    if pdf.get_y() + height > pdf.page_break_trigger:
+    height = 30
+    if pdf.get_y() + height + 3 > pdf.page_break_trigger:
         pdf.add_page()
+    pdf.set_auto_page_break(False)
     width = _PDF_WIDTH_MM / len(titles)
     y = pdf.get_y() + 2
     for i, title in enumerate(titles):
         x = pdf.l_margin + i * width
         pdf.rect(x, y, width, height)
-        pdf.set_xy(x + 1, y + 1)
+        pdf.set_y(y + 1)
         pdf.set_font("DejaVu", "B", 8)
-        pdf.multi_cell(width - 2, 4, inert_text(title), align="C")
+        _draw_text(pdf, x + 1, width - 2, title, 4, "C")
         pdf.set_font("DejaVu", "", 8)
         for n, label in enumerate((lang("documents.sign.name"), lang("documents.sign.position"))):
             pdf.set_xy(x + 2, y + height - 10 + 5 * n)
             pdf.cell(width - 4, 4, inert_text(f"{label}: " + "." * 28))
+    pdf.set_auto_page_break(True, margin=_PDF_BOTTOM_MM)
     pdf.set_xy(pdf.l_margin, y + height + 3)
 
 
