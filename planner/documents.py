@@ -462,6 +462,15 @@ def kabupaten_names(boundaries: Any = None, network: Any = None) -> dict[str, st
     return names
 
 
+def check_kabupaten(plan: Plan, kabupaten: str | None) -> None:
+    """InputError naming the plan's kabupaten when `kabupaten` (if given) has no trip in the plan."""
+    present = sorted({r.kabupaten_code for r in plan.routes if r.stops})
+    if kabupaten is not None and kabupaten not in present:
+        raise InputError(
+            f"kabupaten {kabupaten!r} has no trip in this plan (kabupaten in the plan: {', '.join(present) or 'none'})"
+        )
+
+
 def trip_documents(
     plan: Plan,
     network: Any,
@@ -475,12 +484,8 @@ def trip_documents(
     `names`: kabupaten/kota name per code (default "Kabupaten/Kota <code>" in the document's language is up
     to the renderer: an empty name). InputError when `kabupaten` has no trip in the plan.
     """
+    check_kabupaten(plan, kabupaten)
     routes = [r for r in plan.routes if r.stops and (kabupaten is None or r.kabupaten_code == kabupaten)]
-    if kabupaten is not None and not routes:
-        present = sorted({r.kabupaten_code for r in plan.routes})
-        raise InputError(
-            f"kabupaten {kabupaten!r} has no trip in this plan (kabupaten in the plan: {', '.join(present) or 'none'})"
-        )
     infos = document_items(items, plan)
     info = node_info_table(node_info)
     counts = {str(k): int(v) for k, v in info["tps"].dropna().items()}
@@ -1302,6 +1307,7 @@ def write_documents(
     folder = Path(out_dir) / DOCUMENTS_DIR
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="planner-fonts-") as fonts_dir:
+        # fpdf2 embeds only the glyphs a PDF uses: a trip's PDF is the same with or without --kabupaten
         fonts = subset_fonts(document_characters(documents, lang), Path(fonts_dir))
         for code in sorted({d.kabupaten_code for d in documents}):
             group = [d for d in documents if d.kabupaten_code == code]

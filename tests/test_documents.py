@@ -237,6 +237,23 @@ def test_same_plan_gives_the_same_bytes(tmp_path, maps_plan, maps_network, docum
     assert any(p.suffix == ".pdf" for p in first) and any(p.suffix == ".xlsx" for p in first)
 
 
+def test_a_trip_gives_the_same_bytes_with_or_without_kabupaten(
+    tmp_path, maps_plan, maps_network, documents_items
+):
+    network = SimpleNamespace(nodes=maps_network.nodes.copy(), legs=maps_network.legs)
+    network.nodes.loc["pps:64.99.02.2001", "name"] = (
+        "Désa Ωmega"  # only the other kabupaten's trip goes there
+    )
+    other = maps_plan.routes[3].model_copy(update={"kabupaten_code": "64.98"})
+    plan = maps_plan.model_copy(update={"routes": [*maps_plan.routes[:3], maps_plan.routes[4], other]})
+    every = write_documents(plan, network, documents_items, None, tmp_path / "all")
+    one = write_documents(plan, network, documents_items, None, tmp_path / "one", kabupaten=KABUPATEN)
+    assert {p.parent.name for p in one if p.suffix == ".pdf"} == {KABUPATEN}
+    for path in (p for p in one if p.suffix == ".pdf"):
+        twin = tmp_path / "all" / path.relative_to(tmp_path / "one")
+        assert twin in every and twin.read_bytes() == path.read_bytes()
+
+
 @needs_pdftoppm
 def test_pdf_page_renders_on_a4(tmp_path, documents_written):
     from PIL import Image
