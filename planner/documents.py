@@ -94,6 +94,7 @@ class Goods:
 
     @property
     def empty(self) -> bool:
+        """True when nothing changes hands."""
         return not any(line.quantity for line in self.lines)
 
 
@@ -520,6 +521,7 @@ def party_words(party: Party, lang: Language) -> str:
 
 
 def place_words(place: Place) -> str:
+    """A place with its code: "PPK Alpha (64.99.01)"."""
     return f"{place.name} ({place.code})" if place.code and place.code not in place.name else place.name
 
 
@@ -535,6 +537,7 @@ def kits_words(goods: Goods, lang: Language) -> str:
 
 
 def amount_words(value: float | int | None, lang: Language, digits: int = 0) -> str:
+    """A number the language's way, "-" when it is not known."""
     return "-" if value is None else lang.number(value, digits)
 
 
@@ -618,6 +621,7 @@ def stop_activity(document: TripDocument, stop: StopEntry, lang: Language) -> li
 
 
 def total_words(goods: Goods, lang: Language) -> str:
+    """ "Jumlah diserahkan: 7 paket, 30,3 kg, 0,12 m³" """
     return lang(
         "documents.total_line",
         packages=amount_words(goods.packages, lang),
