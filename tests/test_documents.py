@@ -182,6 +182,8 @@ def test_pdf_has_indonesian_headings_every_stop_tps_number_and_the_plan_totals(
         flat = _squeezed(text)
         for heading in ("KOMISI PEMILIHAN UMUM KABUPATEN <I>UJI</I>", "SURAT JALAN", "Rute perjalanan"):
             assert _squeezed(heading) in flat
+        assert _squeezed(f"Berangkat : {lang.datetime(route.stops[0].departure)}") in flat
+        assert re.search(r"(Sabtu|Minggu|Senin),2[345]November2024,\d\d\.\d\dWITA", flat)
         assert flat.count(_squeezed("BERITA ACARA SERAH TERIMA LOGISTIK")) == sum(
             1 for s in route.stops if s.deliver
         )
@@ -294,7 +296,9 @@ def test_xlsx_prints_on_a4_landscape_fit_to_width_with_repeated_header(documents
 def test_xlsx_and_csv_keep_a_formula_looking_name_as_text(tmp_path, maps_plan, maps_network, documents_items):
     network = SimpleNamespace(nodes=maps_network.nodes.copy(), legs=maps_network.legs, source=None)
     network.nodes.loc["pps:64.99.01.2001", "name"] = FORMULA_NAME
-    written = write_documents(maps_plan, network, documents_items, None, tmp_path)
+    written = write_documents(
+        maps_plan, network, documents_items, None, tmp_path, names={KABUPATEN: "Uji & Co"}
+    )
     pickup = [p for p in written if p.suffix == ".xlsx" and "pickup_ppk_64.99.01" in p.name]
     (path,) = pickup
     book = load_workbook(path)
@@ -302,6 +306,7 @@ def test_xlsx_and_csv_keep_a_formula_looking_name_as_text(tmp_path, maps_plan, m
         c for sheet in book.worksheets for row in sheet.iter_rows() for c in row if c.value == FORMULA_NAME
     ]
     assert cells and all(c.data_type == "s" for c in cells)
+    assert "UJI && CO" in book.worksheets[0].oddHeader.center.text  # '&' starts a code in a print header
     with zipfile.ZipFile(path) as archive:
         sheets = [n for n in archive.namelist() if n.startswith("xl/worksheets/sheet")]
         assert not any(b"<f>" in archive.read(n) or b"<f " in archive.read(n) for n in sheets)
