@@ -11,7 +11,18 @@ from rich.markup import escape
 
 from planner.errors import InputError
 
-COMMAND_MODULES = ("network", "demand", "scenario", "solve", "validate", "maps", "replan", "batch", "bench")
+COMMAND_MODULES = (
+    "network",
+    "demand",
+    "scenario",
+    "solve",
+    "validate",
+    "maps",
+    "report",
+    "replan",
+    "batch",
+    "bench",
+)
 
 
 SOLVER_FREE = ("validate",)  # commands (and their module) that run without importing OR-Tools or PyVRP

@@ -225,7 +225,7 @@ def test_report_and_map_into_a_plan_folder_keep_its_record_whole(bontang, tmp_pa
     (out / "map-lanal.html").unlink()
     before = snapshot(out)
     monkeypatch.setattr(
-        "planner.commands.maps.write_map", lambda *a, **k: (_ for _ in ()).throw(OSError("full"))
+        "planner.commands.report.write_map", lambda *a, **k: (_ for _ in ()).throw(OSError("full"))
     )
     with pytest.raises(OSError):
         run_cli(["report", str(out / "plan.json"), "--maps"])

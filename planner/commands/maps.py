@@ -1,4 +1,4 @@
-"""`planner map PLAN` (offline HTML route map) and `planner report PLAN` (manifests, summaries, schedule)."""
+"""`planner map PLAN` (offline HTML route map), and the plan inputs that the map and `planner report` share."""
 
 from __future__ import annotations
 
@@ -10,21 +10,18 @@ from typing import Annotated, Any
 import pandas as pd
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from planner.errors import InputError
 from planner.fileio import (
     RECORD_NAME,
     check_output_folder,
     folder_lock,
-    output_folder,
     refresh_record,
     stored_path,
 )
 from planner.i18n import DEFAULT_LANGUAGE, LANGUAGES
 from planner.maps import Boundaries, load_boundaries, write_kabupaten_maps, write_map
 from planner.plan import Plan, read_plan
-from planner.report import write_reports
 
 DEMAND_FILES = ("demand-pps.csv", "demand-ppk.csv")  # as written by `planner demand`
 
@@ -210,84 +207,6 @@ def map_command(
         console.print(f"Wrote {path} ({size_mb:.1f} MB) for {audience.value}.", markup=False, highlight=False)
 
 
-def report_command(
-    plan: PlanArgument,
-    out: Annotated[Path | None, typer.Option("--out", help="folder; default: the plan's folder")] = None,
-    scenario: ScenarioOption = None,
-    demand: DemandOption = None,
-    maps: Annotated[
-        bool,
-        typer.Option(
-            "--maps/--no-maps", help="also write map-kpu.html, map-lanal.html and maps/map-<code>.html"
-        ),
-    ] = False,
-) -> None:
-    """Re-write the manifests (CSV, XLSX per vehicle), kabupaten summaries and schedule charts of a plan."""
-    if out is not None:
-        check_output_folder(out)
-    inputs = resolve_inputs(plan, scenario, demand)
-    out_dir = out if out is not None else plan.parent
-    console = Console()
-    with (
-        console.status("Writing manifests, summaries and schedule charts..."),
-        output_folder(out_dir, keep_existing=True) as staging,  # whole or none, beside the plan's files
-    ):
-        written = write_reports(inputs.plan, inputs.network, inputs.items, inputs.node_info, staging)
-        if maps:
-            for audience in AUDIENCE_VALUES:
-                written.append(
-                    write_map(
-                        inputs.plan,
-                        inputs.network,
-                        inputs.node_info,
-                        audience,
-                        staging / f"map-{audience}.html",
-                        items=inputs.items,
-                        boundaries=inputs.boundaries,
-                    )
-                )
-            written += write_kabupaten_maps(
-                inputs.plan,
-                inputs.network,
-                inputs.node_info,
-                staging / "maps",
-                items=inputs.items,
-                boundaries=inputs.boundaries,
-            )
-    written = [out_dir / path.relative_to(staging) for path in written]
-    table = Table(title=f"Reports for {plan}")
-    table.add_column("what")
-    table.add_column("files", justify="right")
-    table.add_column("where")
-    groups: dict[tuple[str, str], int] = {}
-    for path in written:
-        key = (_describe(path), str(path.parent))
-        groups[key] = groups.get(key, 0) + 1
-    for (what, where), count in groups.items():
-        table.add_row(what, str(count), where)
-    console.print(table)
-    if inputs.items is None:
-        console.print(
-            "No catalog found (pass --scenario): manifests show quantities without weight and volume."
-        )
-    if inputs.node_info is None:
-        console.print("No demand CSVs found (pass --demand): TPS and DPT are left out.")
-
-
-def _describe(path: Path) -> str:
-    name = path.name
-    if path.parent.name == "manifests":
-        return "manifest (surat jalan) " + path.suffix.lstrip(".").upper()
-    if name.endswith("-summary.xlsx"):
-        return "kabupaten summary XLSX"
-    if name.endswith(".png"):
-        return "schedule chart PNG"
-    if name.endswith(".html"):
-        return "map HTML"
-    return name
-
-
 def register(app: typer.Typer) -> None:
-    """Add `map` and `report` to the `planner` app."""
+    """Add `map` to the `planner` app (`report` is in planner/commands/report.py)."""
     app.command("map")(map_command)
-    app.command("report")(report_command)
