@@ -397,11 +397,19 @@ def maps_kaltim_plan():
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Say plainly when the headless-browser map tests could not run."""
+    """Say plainly when the headless-browser map tests or the PDF page renders could not run."""
+    missing = []
     if shutil.which("chromium") is None and shutil.which("chromium-browser") is None:
+        missing.append(
+            "chromium not installed: the browser map tests (tests/test_map_browser.py) were skipped"
+        )
+    if shutil.which("pdftoppm") is None:
+        missing.append(
+            "pdftoppm not installed: the PDF page render test (tests/test_documents.py) was skipped"
+        )
+    for note in missing:
         terminalreporter.write_line(
-            "NOTE: chromium not installed: the browser map tests (tests/test_map_browser.py) were skipped. "
-            "Install it with `apt-get install chromium` (.ci/run does).",
+            f"NOTE: {note}. Install chromium and poppler-utils with apt-get (.ci/run does).",
             yellow=True,
             bold=True,
         )
