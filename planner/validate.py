@@ -411,7 +411,7 @@ def _check_path(
         else:
             out.append(f"{label}: leg {leg_id} does not start at {position}")
             return out
-        speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+        speed = kind.speeds.speed_on(leg)
         if speed > 0:
             travel[next_stop] += leg["length_km"] / speed * 60
         while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:
