@@ -395,7 +395,7 @@ class _Builder:
         return graph
 
     def may_cross(self, line_wgs84: LineString) -> tuple[bool, str]:
-        """(allowed, bridge name): a road line may cross water only within a listed bridge's radius."""
+        """(allowed, bridge name): a road line (straight or not) may cross water only near a listed bridge."""
         if self.water is None:
             return True, ""
         line_m = _to_metric(line_wgs84)
@@ -425,7 +425,7 @@ class _Builder:
             road = substring(line, at_a, at_b) if at_b > at_a else LineString([line.interpolate(at_a)] * 2)
             coords = [site_a.coords[0], *road.coords, site_b.coords[0]]
             geom = _to_wgs84(LineString(_dedupe(coords)))
-            allowed, bridge = self.may_cross_path(geom)
+            allowed, bridge = self.may_cross(geom)
             if not allowed:
                 continue
             a, b = sorted((na, nb))
@@ -441,17 +441,6 @@ class _Builder:
                 continue
             note = f"trunk road (Natural Earth 10m), geodesic x {circuity}"
             self.add_leg("road", a, b, km, "trunk", geom, note=note, road_class="trunk", crossing=bridge)
-
-    def may_cross_path(self, geom: LineString) -> tuple[bool, str]:
-        """may_cross for a polyline: each segment must be allowed; returns the first bridge used."""
-        bridge_used = ""
-        coords = list(geom.coords)
-        for u, v in zip(coords, coords[1:], strict=False):
-            allowed, bridge = self.may_cross(LineString([u, v]))
-            if not allowed:
-                return False, ""
-            bridge_used = bridge_used or bridge
-        return True, bridge_used
 
     def crossing_legs(self) -> None:
         """A road leg over each listed bridge (unless one already joins its banks) and a ferry leg per ferry."""
@@ -585,13 +574,14 @@ class _Builder:
         for code in islands:
             node = f"seaport:{code}"
             name = f"Pelabuhan {self.desa.at[code, 'name']}"
-            self.add_node(node, "port", str(code), name, self.desa.at[code, "point"], f"pps:{code}", "sea")
+            point = self.desa.at[code, "point"]
+            self.add_node(node, "port", str(code), name, point, f"pps:{code}", "sea", "island desa site")
             ports.append(node)
         for code in coastal:
             near = shapely.ops.nearest_points(desa_m.at[code, "geometry"], coast_m)[1]
             node = f"seaport:{code}"
             name = f"Pelabuhan {self.desa.at[code, 'name']}"
-            self.add_node(node, "port", str(code), name, _to_wgs84(near), f"pps:{code}", "sea")
+            self.add_node(node, "port", str(code), name, _to_wgs84(near), f"pps:{code}", "sea", "coast")
             ports.append(node)
         free_ends: set[str] = set()
         for port in self.config.ports:
@@ -604,7 +594,8 @@ class _Builder:
             else:
                 free_ends.add(f"port:{port.id}")
             node = f"port:{port.id}"
-            self.add_node(node, "port", port.id, port.name, point, f"pps:{self.host_desa(point)}", "sea")
+            host = f"pps:{self.host_desa(point)}"
+            self.add_node(node, "port", port.id, port.name, point, host, "sea", "sea port (network.yaml)")
             ports.append(node)
         for node in ports:
             self.add_access(node)
