@@ -23,7 +23,14 @@ import numpy as np
 from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
-from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, latest_start, nights
+from planner.operations import (
+    VehicleKind,
+    VehicleSpec,
+    add_working_minutes,
+    handling_minutes,
+    latest_start,
+    nights,
+)
 from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 
@@ -42,8 +49,19 @@ GRAMS, CM3 = 1000, 1_000_000
 
 
 @dataclass(frozen=True)
+class Kit:
+    """The TPS kit of one TPS (its boxes with their contents, its booths): never split across vehicles."""
+
+    pps: str
+    number: int  # the TPS number within the desa, 1-based
+    items: Mapping[str, int]
+
+
+@dataclass(frozen=True)
 class Shipment:
-    """Goods that must travel from `origin` to `destination` by `deadline` (minutes after the plan start)."""
+    """Goods that must travel from `origin` to `destination` by `deadline` (minutes after the plan start).
+
+    `kits` are the TPS kits among the items: each travels whole; the rest of `items` is split by unit."""
 
     destination: str
     origin: str
@@ -51,6 +69,7 @@ class Shipment:
     items: Mapping[str, int]
     deadline: int
     final: tuple[str, ...] = ()  # for a hub drop: the destinations whose goods these are
+    kits: tuple[Kit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,7 @@ class DispatchState:
     base_release: Mapping[str, int] = field(default_factory=dict)
     hub_stock: tuple[HubStock, ...] = ()
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    kits_done: Mapping[str, frozenset[int]] = field(default_factory=dict)  # PPS -> TPS kits already there
 
     def release(self, base: str, minute: int = 0) -> int:
         return max(minute, self.not_before, self.base_release.get(base, 0))
@@ -102,6 +122,9 @@ class KabupatenTask:
     pps_deadline: int
     settings: SearchSettings
     state: DispatchState = DispatchState()
+    pps_kits: Mapping[str, tuple[Mapping[str, int], ...]] = field(
+        default_factory=dict
+    )  # PPS -> kits, TPS 1 first
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,8 @@ class Visit:
     departure: int
     deliver: Mapping[str, int] = field(default_factory=dict)
     load: Mapping[str, int] = field(default_factory=dict)
+    tps_kits: tuple[int, ...] = ()  # at a PPS: the TPS numbers of the kits handed over
+    kit_count: int = 0  # TPS kits handed over here (at a PPS, PPK or port): the handling time depends on it
 
 
 @dataclass(frozen=True)
@@ -184,6 +209,77 @@ def split_goods(
     return [dict(sorted(load.items())) for load in loads if load]
 
 
+def _fits(size: tuple[int, int], room: Sequence[int]) -> bool:
+    return size[0] <= room[0] and size[1] <= room[1]
+
+
+def split_kits(
+    items: Mapping[str, int],
+    kits: Sequence[Kit],
+    units: Mapping[str, ItemUnit],
+    cap_kg: float,
+    cap_m3: float,
+) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
+    """Split goods into loads that each fit one vehicle, every TPS kit whole: (items, kits) per load.
+
+    The kits go first, each into the first load with room (so a load holds mostly consecutive TPS);
+    the items that are not in a kit fill the room left, in whole units (bulkiest first), then new loads.
+    """
+    capacity = vehicle_capacity(cap_kg, cap_m3)
+    if _fits(integer_load(items, units), capacity):
+        return [(dict(items), tuple(kits))]
+    loose = dict(items)
+    loads: list[tuple[dict[str, int], list[Kit], list[int]]] = []
+    for kit in kits:
+        size = integer_load(kit.items, units)
+        if not _fits(size, capacity):
+            raise ValueError(f"the TPS kit {kit.number} of {kit.pps} does not fit a vehicle")
+        target = next((load for load in loads if _fits(size, load[2])), None)
+        if target is None:
+            target = ({}, [], list(capacity))
+            loads.append(target)
+        target[1].append(kit)
+        target[2][0] -= size[0]
+        target[2][1] -= size[1]
+        for item, qty in kit.items.items():
+            target[0][item] = target[0].get(item, 0) + qty
+            loose[item] = loose.get(item, 0) - qty
+    if any(q < 0 for q in loose.values()):
+        raise ValueError("the kits hold more than the goods")
+    loose = {i: q for i, q in loose.items() if q}
+    size = {i: integer_load({i: 1}, units) for i in loose}
+    order = sorted(loose, key=lambda i: (-max(size[i][0] / capacity[0], size[i][1] / capacity[1]), i))
+    for item in order:
+        left = loose[item]
+        unit_g, unit_cm3 = size[item]
+        if not _fits(size[item], capacity):
+            raise ValueError(f"one unit of {item} does not fit a vehicle")
+        while left:
+            target = next((load for load in loads if _fits(size[item], load[2])), None)
+            if target is None:
+                target = ({}, [], list(capacity))
+                loads.append(target)
+            room = target[2]
+            fit = min(left, room[0] // unit_g if unit_g else left, room[1] // unit_cm3 if unit_cm3 else left)
+            target[0][item] = target[0].get(item, 0) + fit
+            room[0] -= fit * unit_g
+            room[1] -= fit * unit_cm3
+            left -= fit
+    return [(dict(sorted(goods.items())), tuple(kit_list)) for goods, kit_list, _ in loads if goods]
+
+
+def kits_within(goods: Mapping[str, int], kits: Sequence[Kit]) -> tuple[Kit, ...]:
+    """The kits, in order, that the goods still hold whole (all of them, unless a re-plan moved some)."""
+    left = dict(goods)
+    chosen = []
+    for kit in kits:
+        if all(left.get(i, 0) >= q for i, q in kit.items.items()):
+            chosen.append(kit)
+            for i, q in kit.items.items():
+                left[i] -= q
+    return tuple(chosen)
+
+
 # ---------------------------------------------------------------- one layer
 
 
@@ -213,14 +309,15 @@ class _LayerOutcome:
 class LayerProblem:
     """A layer as a routing problem, and what is needed to read the engine's routes back as trips.
 
-    `loads[i]` is stop i of the problem: the shipment it belongs to and the goods of that load; `trip_owner[r]`
+    `loads[i]` is stop i of the problem: the shipment it belongs to, the goods of that load and the TPS kits
+    among them (whole, never split: the handling time at the stop depends on them); `trip_owner[r]`
     is vehicle row r: the physical vehicle and its trip number. `missed` holds the shipments that were left out
     before routing (no vehicle can carry them, or none can arrive before the deadline).
     """
 
     layer: _Layer
     problem: RoutingProblem | None  # None: nothing to route
-    loads: tuple[tuple[int, dict[str, int]], ...]
+    loads: tuple[tuple[int, dict[str, int], tuple[Kit, ...]], ...]
     trip_owner: tuple[tuple[VehicleSpec, int], ...]
     candidates: Mapping[int, tuple[VehicleSpec, ...]]
     missed: Mapping[int, Missed]
@@ -253,13 +350,16 @@ def _too_late(shipment: Shipment, earliest: int, part: str = "") -> Missed:
 
 def _layer_loads(
     layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix]
-) -> tuple[list[tuple[int, dict[str, int]]], dict[int, tuple[VehicleSpec, ...]], dict[int, Missed]]:
-    """Split each shipment into vehicle loads; shipments no vehicle can carry in time are missed instead.
+) -> tuple[
+    list[tuple[int, dict[str, int], tuple[Kit, ...]]], dict[int, tuple[VehicleSpec, ...]], dict[int, Missed]
+]:
+    """Split each shipment into vehicle loads, each TPS kit whole in one load (`split_kits`); shipments no
+    vehicle can carry in time are missed instead.
 
     A shipment whose deadline falls before the earliest possible arrival never reaches the engine (its time
     window would be empty): it is missed as too_late, and the rest of the layer is planned."""
     units = {u.id: u for u in task.items}
-    loads: list[tuple[int, dict[str, int]]] = []
+    loads: list[tuple[int, dict[str, int], tuple[Kit, ...]]] = []
     candidates: dict[int, tuple[VehicleSpec, ...]] = {}
     missed: dict[int, Missed] = {}
     for s_index, shipment in enumerate(layer.shipments):
@@ -280,8 +380,10 @@ def _layer_loads(
             missed[s_index] = _too_late(shipment, earliest)
             continue
         biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
-        for load in split_goods(shipment.items, units, biggest.capacity_kg, biggest.capacity_m3):
-            loads.append((s_index, load))
+        for load, kits in split_kits(
+            shipment.items, shipment.kits, units, biggest.capacity_kg, biggest.capacity_m3
+        ):
+            loads.append((s_index, load, kits))
     return loads, candidates, missed
 
 
@@ -307,12 +409,12 @@ def _vehicle_classes(
 
 
 def _trips_per_base(
-    layer: _Layer, loads: Sequence[tuple[int, dict[str, int]]], units: Mapping[str, ItemUnit]
+    layer: _Layer, loads: Sequence[tuple[int, dict[str, int], tuple[Kit, ...]]], units: Mapping[str, ItemUnit]
 ) -> dict[str, int]:
     """How many chained trips each vehicle of a base may drive: enough to carry the base's goods, plus a spare
     (whole stops do not pack loads perfectly), at most MAX_TRIPS."""
     base_load: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for s_index, load in loads:
+    for s_index, load, _ in loads:
         kg, m3 = goods_weight(load, units)
         base_load[layer.shipments[s_index].origin][0] += kg
         base_load[layer.shipments[s_index].origin][1] += m3
@@ -378,13 +480,13 @@ def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, 
     trips_at = _trips_per_base(layer, loads, units)
     vehicles, trip_owner, rows_of = _vehicle_rows(layer, task, type_ids, loc_index, trips_at)
     stops = []
-    for s_index, load in loads:
+    for s_index, load, kits in loads:
         shipment = layer.shipments[s_index]
         stops.append(
             Stop(
                 loc=loc_index[shipment.destination],
                 demand=integer_load(load, units),
-                service=max(v.kind.unload_min for v in candidates[s_index]),
+                service=max(handling_minutes(v.kind, len(kits)) for v in candidates[s_index]),
                 window=(0, shipment.deadline),
                 allowed_vehicles=tuple(i for v in candidates[s_index] for i in rows_of[v.vehicle_id]),
                 penalty=DROP_PENALTY,
@@ -422,11 +524,12 @@ def _read_trip(built: LayerProblem, route, task: KabupatenTask, paths: Mapping[s
     legs: list[str] = []
     at = spec.base
     for v in route.visits:
-        s_index, load = built.loads[v.stop]
+        s_index, load, kits = built.loads[v.stop]
         node = layer.shipments[s_index].destination
         legs += matrix.path_legs(at, node)
-        departure = add_working_minutes(v.arrival, kind.unload_min, hours, day_start)
-        visits.append(Visit(node, v.arrival, departure, deliver=load))
+        departure = add_working_minutes(v.arrival, handling_minutes(kind, len(kits)), hours, day_start)
+        numbers = tuple(k.number for k in kits) if node.startswith("pps:") else ()
+        visits.append(Visit(node, v.arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
         at = node
     legs += matrix.path_legs(at, spec.base)
     visits.append(Visit(spec.base, route.end_time, route.end_time))
@@ -456,7 +559,7 @@ def read_layer(
             served_loads[s_index] += 1
     missed = dict(built.missed)
     expected: dict[int, int] = defaultdict(int)
-    for s_index, _ in built.loads:
+    for s_index, _, _ in built.loads:
         expected[s_index] += 1
     for s_index, count in expected.items():
         if served_loads[s_index] < count:
@@ -600,10 +703,15 @@ def _latest_drop(
     tier: int,
     paths: Mapping[str, PathMatrix],
     origin_fleet: Sequence[VehicleSpec],
+    kit_count: Mapping[str, int] | None = None,
 ) -> int:
-    """The latest arrival at a hub that still lets its fastest vessel reach every destination in time."""
+    """The latest arrival at a hub that still lets its fastest vessel reach every destination in time.
+
+    `kit_count`: TPS kits per destination, which lengthen the handling at the hub and at each destination."""
     day = task.start_minute_of_day
-    unload = max((v.kind.unload_min for v in origin_fleet), default=0)
+    kit_count = kit_count or {}
+    total_kits = sum(kit_count.get(d, 0) for d in dests)
+    unload = max((handling_minutes(v.kind, total_kits) for v in origin_fleet), default=0)
     latest = deadline
     for dest in dests:
         best = -(10**9)
@@ -613,7 +721,9 @@ def _latest_drop(
             hours = paths[v.type_id].hours_between(hub, dest)
             if not np.isfinite(hours):
                 continue
-            onward = v.kind.load_min + math.ceil(hours * 60) + v.kind.unload_min
+            onward = (
+                v.kind.load_min + math.ceil(hours * 60) + handling_minutes(v.kind, kit_count.get(dest, 0))
+            )
             start = latest_start(deadline, onward, v.kind.operating_hours, day)
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
         latest = min(latest, best)
@@ -622,16 +732,38 @@ def _latest_drop(
 
 @dataclass(frozen=True)
 class _Context:
-    """What every pass over a kabupaten shares: its warehouse and the shortest paths per vehicle type."""
+    """What every pass over a kabupaten shares: its warehouse, the shortest paths per vehicle type, and the TPS
+    kits still to deliver per destination (a PPS: its own, TPS 1 first; a PPK: those of all its PPS)."""
 
     task: KabupatenTask
     warehouse: str
     paths: Mapping[str, PathMatrix]
     any_mode: PathMatrix
+    kits: Mapping[str, tuple[Kit, ...]] = field(default_factory=dict)
 
     @property
     def n_stops(self) -> int:
         return len(self.task.ppk_goods) + len(self.task.pps_goods)
+
+    def kits_in(self, destination: str, goods: Mapping[str, int]) -> tuple[Kit, ...]:
+        """The TPS kits for `destination` that `goods` hold whole."""
+        return kits_within(goods, self.kits.get(destination, ()))
+
+
+def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
+    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out) and per PPK."""
+    done = task.state.kits_done
+    pps_kits = {
+        pps: tuple(
+            Kit(pps, n, dict(items)) for n, items in enumerate(kits, start=1) if n not in done.get(pps, ())
+        )
+        for pps, kits in sorted(task.pps_kits.items())
+    }
+    ppk_kits: dict[str, list[Kit]] = defaultdict(list)
+    for pps, kits in pps_kits.items():
+        if pps in task.pps_ppk:
+            ppk_kits[task.pps_ppk[pps]].extend(kits)
+    return {**pps_kits, **{ppk: tuple(kits) for ppk, kits in ppk_kits.items()}}
 
 
 def _context(task: KabupatenTask) -> _Context:
@@ -645,7 +777,8 @@ def _context(task: KabupatenTask) -> _Context:
         type_id: shortest_paths(network, kind.speeds, sources=sources)
         for type_id, kind in sorted({v.type_id: v.kind for v in task.vehicles}.items())
     }
-    return _Context(task, wh, paths, shortest_paths(network, ALL_MODES_SPEEDS, sources=sources))
+    any_mode = shortest_paths(network, ALL_MODES_SPEEDS, sources=sources)
+    return _Context(task, wh, paths, any_mode, _destination_kits(task))
 
 
 @dataclass
@@ -727,10 +860,12 @@ def _first_leg(
     can (with a drop deadline that leaves the boats time). Destinations with no way are booked unserved."""
     task, ctx = run.ctx.task, run.ctx
     direct, via_hub = [], defaultdict(list)
+    kits = {d: ctx.kits_in(d, goods[d]) for d in goods}
     for dest in sorted(goods):
         choice, hub = _route_choice(task, origin_of[dest], dest, tier, ctx.paths, ctx.any_mode)
         if choice == "direct":
-            direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], run.deadline_of(dest, deadline)))
+            due = run.deadline_of(dest, deadline)
+            direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], due, kits=kits[dest]))
         elif choice == "hub":
             via_hub[(origin_of[dest], hub)].append(dest)
         else:
@@ -745,13 +880,16 @@ def _first_leg(
     drops = []
     for (origin, hub), dests in sorted(via_hub.items()):
         due = min(run.deadline_of(d, deadline) for d in dests)
-        latest = _latest_drop(task, hub, dests, due, tier, ctx.paths, origin_fleet)
+        counts = {d: len(kits[d]) for d in dests}
+        latest = _latest_drop(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
         if latest < 0:
             run.unserved.extend(
                 Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
             )
             continue
-        drops.append(Shipment(hub, origin, tier, add_goods(*(goods[d] for d in dests)), latest, tuple(dests)))
+        dropped = add_goods(*(goods[d] for d in dests))
+        drop_kits = tuple(k for d in dests for k in kits[d])
+        drops.append(Shipment(hub, origin, tier, dropped, latest, tuple(dests), drop_kits))
     released = {base: task.state.release(base, minute) for base, minute in release.items()}
     source = "warehouse" if tier == 1 else "PPK"
     outcome = run.run(f"tier {tier}: from {source}", tier, direct + drops, origin_fleet, released)
@@ -778,7 +916,10 @@ def _deliver(
             hub_release[stock.hub] = task.state.release(
                 stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
             )
-            onward.append(Shipment(stock.destination, stock.hub, tier, stock.items, deadline))
+            stock_kits = run.ctx.kits_in(stock.destination, stock.items)
+            onward.append(
+                Shipment(stock.destination, stock.hub, tier, stock.items, deadline, kits=stock_kits)
+            )
     for s_index, shipment in enumerate(first.shipments):
         if s_index in first.outcome.missed:
             miss = first.outcome.missed[s_index]
@@ -789,7 +930,14 @@ def _deliver(
             ready = first.outcome.arrivals[s_index]
             hub_release[shipment.destination] = max(hub_release.get(shipment.destination, 0), ready)
             onward += [
-                Shipment(d, shipment.destination, tier, goods[d], run.deadline_of(d, deadline))
+                Shipment(
+                    d,
+                    shipment.destination,
+                    tier,
+                    goods[d],
+                    run.deadline_of(d, deadline),
+                    kits=run.ctx.kits_in(d, goods[d]),
+                )
                 for d in shipment.final
             ]
         else:
@@ -837,15 +985,17 @@ def _plan_pass(
 
 
 def _fastest_arrival(
-    ctx: _Context, fleet: Sequence[VehicleSpec], origin: str, dest: str, ready: int
+    ctx: _Context, fleet: Sequence[VehicleSpec], origin: str, dest: str, ready: int, kits: int = 0
 ) -> float:
-    """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`."""
+    """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`
+    (the hand-over of `kits` TPS kits included)."""
     best = math.inf
     for v in fleet:
         matrix = ctx.paths[v.type_id]
         if v.base != origin or not matrix.there_and_back(origin, dest):
             continue
-        work = v.kind.load_min + math.ceil(matrix.hours_between(origin, dest) * 60) + v.kind.unload_min
+        travel = math.ceil(matrix.hours_between(origin, dest) * 60)
+        work = v.kind.load_min + travel + handling_minutes(v.kind, kits)
         best = min(
             best, add_working_minutes(ready, work, v.kind.operating_hours, ctx.task.start_minute_of_day)
         )
@@ -861,13 +1011,14 @@ def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
     earliest = dict(task.state.ppk_ready)
     for ppk in sorted(set(task.ppk_goods) - set(earliest)):
         choice, hub = _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode)
+        kits = len(ctx.kits_in(ppk, task.ppk_goods[ppk]))
         best = math.inf
         if choice == "direct":
-            best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release)
+            best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release, kits)
         elif choice == "hub":
-            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release)
+            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release, kits)
             if math.isfinite(at_hub):
-                best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)))
+                best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)), kits)
         earliest[ppk] = int(best) if math.isfinite(best) else release
     return earliest
 
@@ -881,7 +1032,8 @@ def _chain_on_time(
     day: int,
 ) -> bool:
     """Whether one vehicle's trips, driven in the same order but leaving no earlier than `release`, still reach
-    every stop by its deadline (work pauses outside the operating hours, as in the engine)."""
+    every stop by its deadline (work pauses outside the operating hours, and each hand-over takes the BAST time
+    plus the time per TPS kit handed over, as in the engine)."""
     hours = kind.operating_hours
     clock = release
     for trip in trips:
@@ -893,7 +1045,7 @@ def _chain_on_time(
             clock = add_working_minutes(clock, work, hours, day)
             if clock > deadline_of[(trip.base, visit.node_id)]:
                 return False
-            at, work = visit.node_id, kind.unload_min
+            at, work = visit.node_id, handling_minutes(kind, visit.kit_count)
         clock = add_working_minutes(
             clock, work + math.ceil(matrix.hours_between(at, trip.base) * 60), hours, day
         )
@@ -990,12 +1142,13 @@ def _coupled_deadlines(
     PPK altogether, and the retry rule (`_next_deadlines`) tightens it if its desa are then left over."""
     task = ctx.task
     fleet = [v for v in task.vehicles if v.base == ctx.warehouse and 1 in v.kind.tiers]
-    unload = max((v.kind.unload_min for v in fleet), default=0)
     hours = next((v.kind.operating_hours for v in fleet), None)
     deadlines = {}
     for ppk, minute in latest.items():
         if ppk in task.state.ppk_ready:
             continue
+        kits = len(ctx.kits_in(ppk, task.ppk_goods.get(ppk, {})))  # all its kits: no load holds more
+        unload = max((handling_minutes(v.kind, kits) for v in fleet), default=0)
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
         if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
             deadlines[ppk] = min(task.ppk_deadline, arrive_by)

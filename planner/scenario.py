@@ -48,8 +48,8 @@ from planner.demand import (
     allocate_voters,
     build_demand,
     desa_of_network,
-    read_kabupaten_figures,
     read_desa_tps,
+    read_kabupaten_figures,
     read_kecamatan_dpt,
     read_voters_csv,
 )
