@@ -46,6 +46,8 @@ MAX_HANDOVER_KM = 150  # a PPK's vehicle should not drive further than this to h
 DIRECT_SLACK_H = 8.0  # drive direct unless handing over at a port is faster by more than this (a working day)
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
+# the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
+MIN_LAYER_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -821,7 +823,7 @@ class _Pass:
         layer = _Layer(
             name, tier, shipments, vehicles, release, dict(self.available), dict(self.trips_used), warm
         )
-        outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(1.0, self.budget * share))
+        outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(MIN_LAYER_S, self.budget * share))
         for trip in outcome.trips:
             self.available[trip.vehicle_id] = max(
                 self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
