@@ -412,6 +412,10 @@ def dispatch_state(
         for p in task.ppk_goods
         if p not in ppk_goods and not at_hub[p] and not lost.get(p)
     }
+    for ppk in task.ppk_goods:
+        # a PPK that still waits for some goods has the rest from kept trips: its vehicles leave after both
+        if ppk not in ppk_ready and ppk in arrived:
+            base_release[ppk] = max(base_release.get(ppk, 0), arrived[ppk])
     warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
     for route in sorted(dropped, key=lambda r: (r.vehicle_id, r.trip)):
         warm[(route.vehicle_id, route.tier)].append(tuple(s.node_id for s in _drops(route)))
