@@ -199,7 +199,7 @@ def test_a_bad_out_exits_2_before_any_work(make_out, bontang, tmp_path, monkeypa
         out.mkdir()
         (out / "letter.txt").write_text("keep me", encoding="utf-8")
         bontang_plan, inputs = bontang[1], bontang[2]
-        with pytest.raises(InputError, match="not planner outputs"):
+        with pytest.raises(InputError, match="the planner did not write"):
             write_outputs(bontang_plan, inputs, out)
         assert (out / "letter.txt").read_text(encoding="utf-8") == "keep me"
         return
