@@ -92,7 +92,6 @@ def kabupaten_outcome(result: KabupatenResult, task: KabupatenTask, with_legs: b
     """What the impact is measured on, as JSON-ready data: km per mode, hours, PPS arrivals, unserved."""
     legs = task.network.legs
     mode_of, km_of = legs["mode"].to_dict(), legs["length_km"].to_dict()
-    direction_of, rapids_of = legs["direction"].to_dict(), legs["rapids"].to_dict()
     kinds = {v.vehicle_id: v.kind for v in task.vehicles}
     km = dict.fromkeys(MODES, 0.0)
     travel_hours = 0.0
@@ -104,7 +103,7 @@ def kabupaten_outcome(result: KabupatenResult, task: KabupatenTask, with_legs: b
         for leg_id in trip.legs:
             mode, length = mode_of[leg_id], float(km_of[leg_id])
             km[mode] += length
-            speed = speeds.leg_speed(mode, direction_of[leg_id], bool(rapids_of[leg_id]))
+            speed = speeds.speed_on(legs.loc[leg_id])
             travel_hours += length / speed if speed else 0.0
         vehicle_minutes += trip.visits[-1].arrival - trip.visits[0].arrival
         for visit in trip.visits:

@@ -35,6 +35,8 @@ COUPLING_MARGIN_MIN = 3 * 60  # least room between the earliest arrival and a co
 TIGHTEN_STEP_MIN = 6 * 60  # how much earlier a late PPK's goods must arrive in the next round
 BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two solves at most)
 HUB_PREFIXES = ("port:", "jetty:", "seaport:")
+MAX_HANDOVER_KM = 150  # a PPK's vehicle should not drive further than this to hand goods to a boat (issue 11)
+DIRECT_SLACK_H = 8.0  # drive direct unless handing over at a port is faster by more than this (a working day)
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
 
@@ -543,20 +545,37 @@ def _route_choice(
     paths: Mapping[str, PathMatrix],
     any_mode: PathMatrix,
 ) -> tuple[str, str | None]:
-    """('direct', None), ('hub', port) or (reason, None) for goods from origin to destination."""
+    """('direct', None), ('hub', port) or (reason, None) for goods from origin to destination.
+
+    Direct when a vehicle of the origin goes there and back, unless a port saves more than DIRECT_SLACK_H
+    (a road detour around water without a bridge). Among the ports whose boats can take the goods on, a PPK's
+    vehicles (tier 2) hand over at the nearest one they reach within MAX_HANDOVER_KM; only if there is none do
+    they drive further (to the fastest)."""
     at_origin = [v for v in task.vehicles if v.base == origin and tier in v.kind.tiers]
-    if any(paths[v.type_id].there_and_back(origin, destination) for v in at_origin):
+    direct = min(
+        (_there_and_back_hours(paths[v.type_id], origin, destination) for v in at_origin), default=math.inf
+    )
+    if direct <= DIRECT_SLACK_H:
         return "direct", None
-    best: tuple[float, str] | None = None
+    best: tuple[bool, float, float, str] | None = None
     vessels = [v for v in task.vehicles if v.base.startswith(HUB_PREFIXES) and tier in v.kind.tiers]
     for hub in sorted({v.base for v in vessels}):
-        to_hub = [_there_and_back_hours(paths[v.type_id], origin, hub) for v in at_origin]
+        to_hub = min(
+            ((_there_and_back_hours(paths[v.type_id], origin, hub), v.type_id) for v in at_origin),
+            default=(math.inf, ""),
+        )
         onward = [_there_and_back_hours(paths[v.type_id], hub, destination) for v in vessels if v.base == hub]
-        cost = min(to_hub, default=math.inf) + min(onward, default=math.inf)
-        if np.isfinite(cost) and (best is None or cost < best[0]):
-            best = (cost, hub)
+        cost = to_hub[0] + min(onward, default=math.inf)
+        if not np.isfinite(cost):
+            continue
+        far = tier == 2 and paths[to_hub[1]].km_between(origin, hub) > MAX_HANDOVER_KM
+        key = (far, to_hub[0] if tier == 2 else cost, cost, hub)
+        if best is None or key < best:
+            best = key
+    if np.isfinite(direct) and (best is None or direct <= best[2] + DIRECT_SLACK_H):
+        return "direct", None
     if best is not None:
-        return "hub", best[1]
+        return "hub", best[3]
     if not any_mode.there_and_back(origin, destination):
         return "unreachable", None
     return "no_vehicle", None

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +111,8 @@ class VehicleTypeSpec(_Strict):
     cost_per_km: float = Field(ge=0, le=MAX_COST_PER_KM)
     cost_per_day: float = Field(ge=0, le=MAX_COST_PER_DAY)
     tier: Literal["1", "2", "both"]
+    # road speed per road class of the network (trunk, local); a class not listed runs at speed_kmh.road
+    road_class_speed_kmh: dict[Literal["trunk", "local"], float] = {}
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -130,6 +132,13 @@ class VehicleTypeSpec(_Strict):
     @model_validator(mode="after")
     def _speed_for_every_mode(self) -> VehicleTypeSpec:
         problems = mode_speed_problems(self.modes, self.speed_kmh, self.rapids_speed_kmh)
+        if self.road_class_speed_kmh and "road" not in self.modes:
+            problems.append("road_class_speed_kmh: only a road vehicle has road class speeds")
+        problems += [
+            f"road_class_speed_kmh: {k} must be greater than 0 (got {v:g})"
+            for k, v in self.road_class_speed_kmh.items()
+            if not v > 0
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -203,9 +212,10 @@ class VehicleType:
     cost_per_km: float
     cost_per_day: float
     tiers: frozenset[int]
+    road_class_speed_kmh: Mapping[str, float] = field(default_factory=dict)
 
     def travel_speeds(self) -> TravelSpeeds:
-        return TravelSpeeds(dict(self.speed_kmh), self.rapids_speed_kmh)
+        return TravelSpeeds(dict(self.speed_kmh), self.rapids_speed_kmh, dict(self.road_class_speed_kmh))
 
     def works_tier(self, tier: int) -> bool:
         return tier in self.tiers
@@ -253,6 +263,7 @@ def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
         cost_per_km=spec.cost_per_km,
         cost_per_day=spec.cost_per_day,
         tiers=tiers,
+        road_class_speed_kmh=dict(spec.road_class_speed_kmh),
     )
 
 

@@ -37,7 +37,7 @@ def plan_kpis(plan: Plan, expect: Expectations, kabupaten: Iterable[str]) -> dic
         k["trips"] += 1
         for leg_id in route.legs:
             leg = legs.loc[leg_id]
-            speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+            speed = kind.speeds.speed_on(leg)
             k["km_by_mode"][leg["mode"]] += float(leg["length_km"])
             k["hours_by_mode"][leg["mode"]] += float(leg["length_km"]) / speed if speed else 0.0
             k["cost_idr"] += float(leg["length_km"]) * kind.cost_per_km

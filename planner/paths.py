@@ -27,6 +27,7 @@ class TravelSpeeds:
 
     speed_kmh: Mapping[str, float]
     rapids_kmh: float | None = None
+    road_class_kmh: Mapping[str, float] = field(default_factory=dict)  # e.g. {trunk: 50, local: 30}
 
     @property
     def modes(self) -> frozenset[str]:
@@ -47,6 +48,20 @@ class TravelSpeeds:
             return self.speed_kmh.get("access", 15.0)
         return self.speed_kmh.get(mode, 0.0)
 
+    def speed_on(self, leg: Mapping) -> float:
+        """km/h on one leg (a row of Network.legs): by mode and direction, by road class on a road leg (a
+        class without its own speed runs at the `road` speed), and on a ferry leg the speed that makes its
+        length take its `crossing_h` (wait plus crossing), whatever the vehicle."""
+        mode = leg["mode"]
+        speed = self.leg_speed(mode, leg["direction"], bool(leg["rapids"]))
+        if mode != "road" or speed <= 0:
+            return speed
+        road_class = leg.get("road_class", "") or ""
+        crossing_h = float(leg.get("crossing_h", 0.0) or 0.0)
+        if road_class == "ferry" and crossing_h > 0:
+            return float(leg["length_km"]) / crossing_h
+        return self.road_class_kmh.get(road_class, speed)
+
 
 ALL_MODES_SPEEDS = TravelSpeeds({"road": 30.0, "river": 15.0, "sea": 20.0, "access": 15.0})
 
@@ -56,10 +71,13 @@ def leg_hours(network: Network, speeds: TravelSpeeds) -> np.ndarray:
     legs = network.legs
     hours = np.full(len(legs), np.inf)
     allowed = legs["mode"].isin(speeds.modes).to_numpy() & (legs["status"] == "open").to_numpy()
+    columns = ["mode", "direction", "rapids", "length_km"]
+    columns += [c for c in ("road_class", "crossing_h") if c in legs.columns]
+    rows = legs[columns].to_dict("records")
     for i in np.flatnonzero(allowed):
-        speed = speeds.leg_speed(legs["mode"].iat[i], legs["direction"].iat[i], bool(legs["rapids"].iat[i]))
+        speed = speeds.speed_on(rows[i])
         if speed > 0:
-            hours[i] = legs["length_km"].iat[i] / speed
+            hours[i] = rows[i]["length_km"] / speed
     return hours
 
 

@@ -171,7 +171,7 @@ def segments(route: Route, network: Network) -> list[list[str]]:
 
 
 def _leg_minutes(leg: Mapping, spec: VehicleSpec) -> float:
-    speed = spec.kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+    speed = spec.kind.speeds.speed_on(leg)
     return float(leg["length_km"]) / speed * 60 if speed > 0 else 0.0
 
 

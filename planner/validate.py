@@ -215,6 +215,9 @@ def _check_header(plan: Plan, expect: Expectations) -> list[str]:
         got = getattr(plan.calendar, name)
         if got != want:
             out.append(f"calendar.{name} is {got.isoformat()} but the scenario says {want.isoformat()}")
+    zone = getattr(expect.start.tzinfo, "key", None)  # the scenario's ZoneInfo
+    if zone and plan.calendar.timezone != zone:
+        out.append(f"calendar.timezone is {plan.calendar.timezone!r} but the scenario says {zone!r}")
     codes = set(expect.kabupaten_codes())
     for code in sorted({r.kabupaten_code for r in plan.routes} - codes):
         out.append(f"routes of kabupaten {code}, which is not in the scenario")
@@ -411,7 +414,7 @@ def _check_path(
         else:
             out.append(f"{label}: leg {leg_id} does not start at {position}")
             return out
-        speed = kind.speeds.leg_speed(leg["mode"], leg["direction"], bool(leg["rapids"]))
+        speed = kind.speeds.speed_on(leg)
         if speed > 0:
             travel[next_stop] += leg["length_km"] / speed * 60
         while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:

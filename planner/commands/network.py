@@ -9,7 +9,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from planner.network import MODES, build_network, check_network, load_network, network_dir, write_network
+from planner.network import (
+    MODES,
+    build_network,
+    check_network,
+    how_reached,
+    load_network,
+    longest_access,
+    network_dir,
+    write_network,
+)
 
 network_app = typer.Typer(
     help="Build and check the road / river / sea network of a region.", no_args_is_help=True
@@ -55,6 +64,7 @@ def check(
         table.add_row(f"legs: {mode}", str(report.legs_per_mode[mode]), f"{report.km_per_mode[mode]:,.1f}")
     table.add_row("legs blocked", str(report.blocked_legs), "")
     console.print(table)
+    _print_ground(console, network)
     if report.unreachable:
         console.print(
             f"[bold red]{len(report.unreachable)} PPS cannot be reached from their warehouse and back:[/]"
@@ -63,6 +73,36 @@ def check(
             console.print(f"  {node_id} ({name}) from {warehouse}: {why}", markup=False, highlight=False)
         raise typer.Exit(1)
     console.print("Every PPS can be reached from its kabupaten warehouse and back over open legs.")
+
+
+def _print_ground(console: Console, network) -> None:
+    """Road classes, the desa that lost a road to water (and how they are reached now), the longest access legs."""
+    legs = network.legs
+    road = legs[legs["mode"] == "road"]
+    classes = road["road_class"].replace("", "(none)").value_counts().sort_index()
+    console.print(
+        "Road legs by class: " + ", ".join(f"{k} {v}" for k, v in classes.items()),
+        markup=False,
+        highlight=False,
+    )
+    lost = network.nodes[(network.nodes["kind"] == "pps") & (network.nodes["lost_roads"] > 0)]
+    if len(lost):
+        reach = how_reached(network, lost.index)
+        counts: dict[str, int] = {}
+        for how in reach.values():
+            counts[how] = counts.get(how, 0) + 1
+        console.print(f"{len(lost)} PPS lost a road leg to water (or to access.csv); reached now by:")
+        for how, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            console.print(f"  {count:4d}  {how}", markup=False, highlight=False)
+        for node_id, row in lost.iterrows():
+            console.print(
+                f"  {node_id} ({row['name']}): {row['lost_roads']} road leg(s) not built; {reach[node_id]}",
+                markup=False,
+                highlight=False,
+            )
+    console.print("Longest access legs (node far from the desa site it serves):")
+    for leg, km in longest_access(network):
+        console.print(f"  {km:7.1f} km  {leg}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
