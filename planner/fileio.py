@@ -16,7 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,9 @@ PLAN_MARKERS = (RECORD_NAME, "plan.json")  # a folder holding one of these is a 
 
 
 def _lock_path(target: Path) -> Path:
-    return target.parent / f".{target.name}.lock"
+    """The lock of an output folder; the same for every spelling of it (symlinks, `.`, relative paths)."""
+    real = Path(os.path.realpath(target))
+    return real.parent / f".{real.name}.lock"
 
 
 def _alive(pid: int) -> bool:
@@ -145,20 +147,40 @@ def check_output_folder(target: str | Path, option: str = "--out", replace: bool
         raise InputError(f"{option} {target}: cannot write in {ancestor}", source=option)
     if target.is_dir() and not os.access(target, os.R_OK | os.X_OK):
         raise InputError(f"{option} {target}: cannot read the folder", source=option)
-    if replace and _holds_foreign_files(target):
+    foreign = _foreign_files(target) if replace else []
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise InputError(
-            f"{option} {target} holds files that are not planner outputs (no {RECORD_NAME} or "
-            "plan.json): give a new or empty folder",
+            f"{option} {target} holds files the planner did not write ({shown}); a run replaces the whole "
+            "folder, so move them away or give a new or empty folder",
             source=option,
         )
     return target
 
 
-def _holds_foreign_files(folder: Path) -> bool:
-    """A folder with files in it, but no sign that the planner wrote them."""
-    if not folder.is_dir() or not any(folder.iterdir()):
-        return False
-    return not any((folder / marker).is_file() for marker in PLAN_MARKERS)
+def recorded_files(folder: Path) -> set[str] | None:
+    """The files listed in the folder's completion record; None if it has no readable record."""
+    try:
+        record = json.loads((folder / RECORD_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = record.get("files") if isinstance(record, dict) else None
+    return {str(name) for name in files} if isinstance(files, dict) else None
+
+
+def _foreign_files(folder: Path) -> list[str]:
+    """Files in `folder` that the planner did not write: not in its record, or all of them when there is no
+    sign of the planner (no record, no plan.json). An older output with plan.json but no record is the
+    planner's."""
+    if not folder.is_dir():
+        return []
+    present = folder_files(folder)
+    listed = recorded_files(folder)
+    if listed is not None:
+        return [name for name in present if name not in listed]
+    if any((folder / marker).is_file() for marker in PLAN_MARKERS):
+        return []
+    return present or [p.name for p in folder.iterdir()]
 
 
 @contextlib.contextmanager
@@ -261,10 +283,12 @@ def folder_files(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def write_record(folder: str | Path) -> Path:
-    """Write outputs.json: every file of `folder` with its sha256. Written last, it marks a whole output."""
+def write_record(folder: str | Path, names: Iterable[str] | None = None) -> Path:
+    """Write outputs.json: the files `names` of `folder` (default: all) with their sha256. Written last, it
+    marks a whole output."""
     folder = Path(folder)
-    files = {name: file_sha256(folder / name) for name in folder_files(folder)}
+    names = folder_files(folder) if names is None else sorted(n for n in set(names) if (folder / n).is_file())
+    files = {name: file_sha256(folder / name) for name in names}
     return write_json(
         folder / RECORD_NAME, {"format": RECORD_FORMAT, "version": RECORD_VERSION, "files": files}
     )
@@ -306,27 +330,55 @@ def _link_or_copy(source: Path, staging: Path) -> None:
 
 @contextlib.contextmanager
 def output_folder(target: str | Path, keep_existing: bool = False, option: str = "--out") -> Iterator[Path]:
-    """Yield a staging folder beside `target`; when the block succeeds, write the record and move it into place.
+    """Yield a staging folder beside `target`; when the block succeeds, move its files into place and write
+    the completion record (outputs.json) last.
 
-    The files go into `.<name>.partial-*` next to `target`. On success the completion record
-    (outputs.json) is written last, the old folder is renamed away, the staging folder renamed onto
-    `target`, and the old one deleted. A failure or an interrupt deletes the staging folder: `target`
-    keeps its previous content. With `keep_existing` (reports and maps added to a plan folder), the
-    staging folder starts with the files already there; otherwise the run replaces the folder, which must
-    then be new, empty or an earlier output of the planner (so `--out .` never deletes someone's files).
+    The files go into `.<name>.partial-*` next to `target`. A failure or an interrupt deletes the staging
+    folder: `target` keeps its previous content. Without `keep_existing` the run replaces the folder, which
+    must be new, empty or an earlier output of the planner holding nothing else (so a run never deletes
+    someone's files): the old folder is renamed away, the staging folder renamed onto `target`, the old one
+    deleted. With `keep_existing` (reports and maps added to a plan folder) the staging folder starts with
+    the files already there; the record is removed, the new and changed files moved in one by one, and the
+    record written again listing what it listed before and what the run wrote (never a file of someone else).
+    The folder itself is never renamed then, so it may be the working folder.
     """
-    target = Path(target)
-    with folder_lock(target, option):
-        check_output_folder(target, option, replace=not keep_existing)
+    shown = Path(target)
+    with folder_lock(shown, option):
+        check_output_folder(shown, option, replace=not keep_existing)
+        target = Path(os.path.realpath(shown))
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
         try:
             if keep_existing and target.is_dir():
                 _link_or_copy(target, staging)
-            yield staging
-            write_record(staging)
-            _swap_into_place(staging, target)
+                yield staging
+                _merge_into_place(staging, target)
+            else:
+                yield staging
+                write_record(staging)
+                _swap_into_place(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _merge_into_place(staging: Path, target: Path) -> None:
+    """Move the files of `staging` that are new or were rewritten into `target`, delete the recorded files the
+    run removed (a map of a kabupaten no longer planned); then the record."""
+    before = recorded_files(target) or set()
+    removed = {name for name in before if not (staging / name).exists()}
+    written = [
+        name
+        for name in folder_files(staging)
+        if not (target / name).exists() or not os.path.samefile(staging / name, target / name)
+    ]
+    with contextlib.suppress(FileNotFoundError):
+        (target / RECORD_NAME).unlink()  # until the record is back, readers see the folder is not whole
+    for name in written:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staging / name, target / name)
+    for name in sorted(removed):
+        with contextlib.suppress(FileNotFoundError):
+            (target / name).unlink()
+    write_record(target, (before - removed) | set(written))
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:
@@ -340,12 +392,16 @@ def _swap_into_place(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def refresh_record(folder: str | Path) -> Path | None:
-    """After one file was added to an output folder (`planner map`), list it in the record; None if no record."""
+def refresh_record(folder: str | Path, added: Iterable[Path]) -> Path | None:
+    """After files were added to an output folder (`planner map`), list them in its record too; None if the
+    folder has no record."""
     folder = Path(folder)
-    if not (folder / RECORD_NAME).is_file():
+    before = recorded_files(folder)
+    if before is None:
         return None
-    return write_record(folder)
+    real = Path(os.path.realpath(folder))
+    names = {Path(os.path.realpath(p)).relative_to(real).as_posix() for p in added}
+    return write_record(folder, before | names)
 
 
 def stored_path(plan_path: str | Path, stored: str) -> Path:

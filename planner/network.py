@@ -60,6 +60,7 @@ EXTRA_NODE_COLUMNS = {"site_source": "", "lost_roads": 0}
 ROAD_CLASSES = ("trunk", "local", "ferry")
 MAHAKAM_JETTY, CONFIG_PORT = "Mahakam jetty", "port (network.yaml)"
 MAIN_RIVER = (MAHAKAM_JETTY, CONFIG_PORT)
+LAKE_JETTY = "lake jetty"  # site_source of new_jetty(..., "lake")
 GPKG_DATE = "2024-11-23T00:00:00Z"  # fixed so that the same inputs give the same GeoPackage bytes
 _GEOD = Geod(ellps="WGS84")
 
@@ -748,11 +749,14 @@ class _Builder:
                     self.nodes[pps]["lost_roads"] += 1
                     self.nodes[other]["lost_roads"] += 1
             if not any(n["host"] == pps and n["kind"] == "port" for n in self.nodes.values()):
-                self.tributary_jetty(code, f"access.csv row {rule.row}: {rule.source}")
+                # a listed desa is on the water: the nearest of the Mahakam or a lake (lake villages)
+                why = f"access.csv row {rule.row}: {rule.source}"
+                self.tributary_jetty(code, why, (*MAIN_RIVER, LAKE_JETTY))
 
-    def tributary_jetty(self, code: str, why: str) -> None:
-        """A jetty at the desa's site joined to the nearest Mahakam jetty by a tributary leg."""
-        main_jetties = sorted(n for n, v in self.nodes.items() if v["site_source"] in MAIN_RIVER)
+    def tributary_jetty(self, code: str, why: str, waters: tuple[str, ...] = MAIN_RIVER) -> None:
+        """A jetty at the desa's site joined by a tributary leg to the nearest jetty whose site_source is one of
+        `waters` (by default the Mahakam's)."""
+        main_jetties = sorted(n for n, v in self.nodes.items() if v["site_source"] in waters)
         if not main_jetties:
             return
         rapids_at = {
@@ -765,7 +769,8 @@ class _Builder:
         km = _geodesic_km(here, self.nodes[nearest]["geometry"]) * self.config.river.tributary_circuity
         rapids = nearest in rapids_at
         note = (
-            f"tributary to the Mahakam at {nearest}: geodesic x {self.config.river.tributary_circuity}; {why}"
+            f"tributary to {self.nodes[nearest]['site_source']} {nearest}: geodesic x "
+            f"{self.config.river.tributary_circuity}; {why}"
         )
         self.add_leg("river", node, nearest, km, "tributary", direction="down", rapids=rapids, note=note)
         self.add_leg("river", nearest, node, km, "tributary", direction="up", rapids=rapids, note=note)

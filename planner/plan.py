@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import pandas as pd
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from planner.errors import InputError
 from planner.fileio import write_text
@@ -20,8 +20,12 @@ from planner.fileio import write_text
 PLAN_FORMAT = "kpu-logistics-plan"
 PLAN_VERSION = 1
 
+MAX_PLAN_BYTES = 200_000_000  # the whole-Kaltim plan is a few MB; more is not a plan (memory bound)
 MAX_PROBLEMS = 20  # format errors listed in the message
 MAX_DEPTH = 32  # a plan nests 6 levels (kpis.kabupaten.<code>.km_by_mode.<mode>); more is not a plan
+
+# A kabupaten code names files and folders (maps/map-<code>.html, documents/<code>/): digits and a dot only
+KabupatenCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}$")]
 
 UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity", "planner_error"]
 
@@ -58,7 +62,7 @@ class Stop(_Model):
 class Route(_Model):
     vehicle_id: str = Field(description="one physical vehicle; a vehicle may drive several routes (trips)")
     vehicle_type: str
-    kabupaten_code: str
+    kabupaten_code: KabupatenCode
     base: str = Field(description="node id where the trip starts and ends")
     tier: int = Field(ge=1, le=2, description="1: warehouse -> PPK (and transfer ports), 2: PPK -> PPS")
     trip: int = Field(default=1, ge=1)
@@ -76,7 +80,7 @@ class Route(_Model):
 
 class Unserved(_Model):
     node_id: str
-    kabupaten_code: str
+    kabupaten_code: KabupatenCode
     reason: UnservedReason
     detail: str = ""
 
@@ -87,7 +91,7 @@ class Replan(_Model):
     at: AwareDatetime = Field(description="the moment of the change: stops and legs before it are as driven")
     blocked: list[str] = Field(default_factory=list, description="legs blocked at `at`")
     unblocked: list[str] = Field(default_factory=list, description="legs opened again at `at`")
-    replanned_kabupaten: list[str] = Field(default_factory=list)
+    replanned_kabupaten: list[KabupatenCode] = Field(default_factory=list)
     based_on_scenario_hash: str | None = Field(
         default=None,
         description="set by `replan --force-scenario`: the hash of the previous plan's scenario (now replaced)",
@@ -105,7 +109,7 @@ class Plan(_Model):
     unserved: list[Unserved] = Field(default_factory=list)
     kpis: dict = Field(default_factory=dict)
     replan: Replan | None = Field(default=None, description="set when this plan re-plans another one")
-    failed_kabupaten: list[str] = Field(
+    failed_kabupaten: list[KabupatenCode] = Field(
         default_factory=list,
         description="kabupaten the planner failed on: their stops are unserved with reason planner_error",
     )
@@ -146,10 +150,12 @@ def read_plan(path: str | Path) -> Plan:
     path = Path(path)
     if not path.is_file():
         raise InputError("plan file not found", source=path)
+    if path.stat().st_size > MAX_PLAN_BYTES:
+        raise InputError(f"not a plan: larger than {MAX_PLAN_BYTES // 1_000_000} MB", source=path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"not a JSON file ({err})", source=path) from None
+    except ValueError as err:  # not JSON, not UTF-8, or a number too long to read
+        raise InputError(f"not a JSON file ({str(err)[:200]})", source=path) from None
     except RecursionError:
         raise InputError(f"not a plan: JSON nested deeper than {MAX_DEPTH} levels", source=path) from None
     deep = _too_deep(raw)

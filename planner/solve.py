@@ -222,11 +222,17 @@ def _relative_to(path: str, folder: Path) -> str:
 
 
 def plan_for_folder(plan: Plan, out_dir: Path) -> Plan:
-    """The plan as written into `out_dir`: its scenario and network paths relative to that folder."""
+    """The plan as written into `out_dir`: its scenario, network and previous-plan paths relative to that
+    folder."""
     scenario = plan.scenario
     if scenario.path:
         scenario = scenario.model_copy(update={"path": _relative_to(scenario.path, out_dir)})
-    return plan.model_copy(update={"scenario": scenario, "network": _relative_to(plan.network, out_dir)})
+    update = {"scenario": scenario, "network": _relative_to(plan.network, out_dir)}
+    if plan.replan is not None and plan.replan.based_on:  # the plan it re-plans, seen from its folder too
+        update["replan"] = plan.replan.model_copy(
+            update={"based_on": _relative_to(plan.replan.based_on, out_dir)}
+        )
+    return plan.model_copy(update=update)
 
 
 def _write_plan_files(

@@ -230,6 +230,9 @@ def _check_header(plan: Plan, expect: Expectations) -> list[str]:
         got = getattr(plan.calendar, name)
         if got != want:
             out.append(f"calendar.{name} is {got.isoformat()} but the scenario says {want.isoformat()}")
+    zone = getattr(expect.start.tzinfo, "key", None)  # the scenario's ZoneInfo
+    if zone and plan.calendar.timezone != zone:
+        out.append(f"calendar.timezone is {plan.calendar.timezone!r} but the scenario says {zone!r}")
     codes = set(expect.kabupaten_codes())
     for code in sorted({r.kabupaten_code for r in plan.routes} - codes):
         out.append(f"routes of kabupaten {code}, which is not in the scenario")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
+from planner.errors import InputError
 from planner.kpis import plan_kpis
-from planner.plan import Plan, Replan, Unserved, content_hash, to_json, write_plan
+from planner.plan import Plan, Replan, Unserved, content_hash, read_plan, to_json, write_plan
 from planner.validate import validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -326,3 +327,34 @@ def test_validate_does_not_import_the_solver(tmp_path, solved):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "import: []" in result.stdout and "command: []" in result.stdout, result.stdout
     assert "exit: 0" in result.stdout and "is valid" in result.stdout
+
+
+# ---------------------------------------------------------------- found by a hostile tester (issue 16 follow-up)
+
+
+@pytest.mark.parametrize("code", ["../../../../tmp/ESCAPED", "64.11/x", "=HYPERLINK(1)"])
+def test_a_kabupaten_code_that_is_not_one_is_refused_before_anything_is_written(tmp_path, solved, code):
+    """A kabupaten code names files (maps/map-<code>.html, documents/<code>/): a path in it is exit 2."""
+    raw = json.loads(to_json(solved[0]))
+    raw["unserved"].append({"node_id": "pps:64.11.01.2001", "kabupaten_code": code, "reason": "capacity"})
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(InputError, match="unserved.*kabupaten_code"):
+        read_plan(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+
+
+def test_a_number_too_long_to_read_is_exit_2(tmp_path, solved):
+    text = to_json(solved[0]).replace('"format"', '"huge": ' + "9" * 5000 + ', "format"', 1)
+    path = tmp_path / "plan.json"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="not a JSON file"):
+        read_plan(path)
+
+
+def test_a_forged_timezone_is_a_violation(solved):
+    plan, expect = solved[0], solved[1]
+    forged = plan.model_copy(
+        update={"calendar": plan.calendar.model_copy(update={"timezone": "Mars/Olympus"})}
+    )
+    assert any("calendar.timezone" in p for p in validate_plan(forged, expect, allow_unserved=True))

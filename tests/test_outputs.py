@@ -199,7 +199,7 @@ def test_a_bad_out_exits_2_before_any_work(make_out, bontang, tmp_path, monkeypa
         out.mkdir()
         (out / "letter.txt").write_text("keep me", encoding="utf-8")
         bontang_plan, inputs = bontang[1], bontang[2]
-        with pytest.raises(InputError, match="not planner outputs"):
+        with pytest.raises(InputError, match="the planner did not write"):
             write_outputs(bontang_plan, inputs, out)
         assert (out / "letter.txt").read_text(encoding="utf-8") == "keep me"
         return
@@ -278,3 +278,49 @@ def test_a_run_killed_between_the_two_renames_gets_its_folder_back(tmp_path):
     with folder_lock(tmp_path / "out"):
         assert (tmp_path / "out" / "plan.json").read_text(encoding="utf-8") == "{}"
     assert leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------- found by a hostile tester (issue 16 follow-up)
+
+
+def test_a_run_refuses_to_replace_a_plan_folder_holding_someone_s_files(bontang, tmp_path):
+    _, plan, inputs = bontang
+    out = tmp_path / "out"
+    write_outputs(plan, inputs, out)
+    (out / "notes.txt").write_text("catatan petugas", encoding="utf-8")
+    (out / "mine").mkdir()
+    (out / "mine" / "keep.txt").write_text("simpan", encoding="utf-8")
+    with pytest.raises(InputError, match=r"did not write \(mine/keep.txt, notes.txt\)"):
+        write_outputs(plan, inputs, out)
+    assert (out / "notes.txt").is_file() and (out / "mine" / "keep.txt").is_file()
+    assert record_problems(out) == []
+
+
+def test_report_into_the_working_folder_adds_its_files_and_lists_only_the_planner_s(
+    bontang, tmp_path, monkeypatch
+):
+    _, plan, inputs = bontang
+    out = tmp_path / "out"
+    write_outputs(plan, inputs, out)
+    (out / "mine.py").write_text("print('not the planner')\n", encoding="utf-8")
+    monkeypatch.chdir(out)
+    assert run_cli(["report", "plan.json", "--no-documents", "--maps"]) == 0
+    assert Path.cwd() == out.resolve() and (out / "mine.py").is_file()  # the folder was not swapped away
+    record = json.loads((out / RECORD_NAME).read_text(encoding="utf-8"))
+    assert "mine.py" not in record["files"] and any(n.startswith("maps/map-") for n in record["files"])
+    assert record_problems(out) == [] and leftovers(tmp_path) == []
+
+
+def test_a_symlink_to_a_held_folder_is_held_too(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _write_lock(real, holder.pid)
+        for spelling in (tmp_path / "link", tmp_path / "link" / ".." / "real"):
+            with pytest.raises(InputError, match="another planner run"), folder_lock(spelling):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()

@@ -191,7 +191,8 @@ def test_replan_command_writes_plan_diff_and_map(tmp_path, solve_mahulu):
         )
     assert exit_info.value.code in (0, None)
     new = read_plan(out / "plan.json")
-    assert new.replan is not None and new.replan.based_on == str(plan_file)
+    assert new.replan is not None and not Path(new.replan.based_on).is_absolute()  # seen from its folder
+    assert (out / new.replan.based_on).resolve() == plan_file.resolve()
     diff = json.loads((out / "diff.json").read_text(encoding="utf-8"))
     assert diff["blocked"] == [leg] and set(diff["km_added_by_mode"]) >= {"road", "river"}
     page = (out / "map-kpu.html").read_text(encoding="utf-8")

@@ -198,7 +198,7 @@ def map_command(
     if (target.parent / RECORD_NAME).is_file():
         with folder_lock(target.parent):  # maps added to a plan folder are listed in its record
             written = draw()
-            refresh_record(target.parent)
+            refresh_record(target.parent, written)
     else:
         written = draw()
     console = Console()

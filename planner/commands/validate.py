@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +30,8 @@ def find_previous(plan: Plan, plan_file: Path, given: Path | None = None) -> Pat
     if plan.replan is None or not plan.replan.based_on:
         return None
     based_on = Path(plan.replan.based_on)
-    candidates = [based_on] if based_on.is_absolute() else [based_on, plan_file.parent / based_on]
+    candidates = [based_on] if based_on.is_absolute() else [plan_file.parent / based_on, based_on]
+    candidates = [Path(os.path.normpath(c)) for c in candidates]
     candidates += [plan_file.parent / based_on.name, plan_file.parent.parent / based_on.name]
     existing = [c for c in dict.fromkeys(candidates) if c.is_file() and c.resolve() != plan_file.resolve()]
     matching = [c for c in existing if _matches(c, plan.replan.based_on_hash)]
