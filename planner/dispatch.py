@@ -48,6 +48,7 @@ DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasi
 GRAMS, CM3 = 1000, 1_000_000
 # the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
 MIN_LAYER_S = 3.0
+MIN_PART_S = 1.0  # the least search time of one origin's part of a layer (see _solve_layer)
 
 
 @dataclass(frozen=True)
@@ -589,6 +590,55 @@ def read_layer(
 def _solve_layer(
     layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
 ) -> _LayerOutcome:
+    """Solve a layer. A vehicle only carries goods from its own base, so a layer with several origins (the PPKs
+    of tier 2, the ports) falls apart into one routing problem per origin: each is solved on its own, which
+    the search handles far better than one problem of all of them (whose local moves rarely cross a base's
+    fleet), and the outcomes are merged. The time is shared by stops; in deterministic mode every part keeps
+    the whole limit, which is then only a safety net."""
+    origins = sorted({s.origin for s in layer.shipments})
+    if len(origins) <= 1:
+        return _solve_origin(layer, task, paths, time_limit)
+    parts = []
+    for origin in origins:
+        indices = [i for i, s in enumerate(layer.shipments) if s.origin == origin]
+        part = replace(
+            layer,
+            shipments=[layer.shipments[i] for i in indices],
+            vehicles=[v for v in layer.vehicles if v.base == origin],
+        )
+        share = len(indices) / len(layer.shipments)
+        limit = time_limit if task.settings.deterministic else max(MIN_PART_S, time_limit * share)
+        parts.append((indices, _solve_origin(part, task, paths, limit)))
+    return _merge_outcomes(layer, parts)
+
+
+def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcome]]) -> _LayerOutcome:
+    """The outcomes of a layer's parts (see `_solve_layer`) as one, shipment indices back to the layer's."""
+    trips: list[Trip] = []
+    arrivals: dict[int, int] = {}
+    missed: dict[int, Missed] = {}
+    latest_release: dict[str, int] = {}
+    stats: dict = {"layer": layer.name, "stops": 0, "vehicles": len(layer.vehicles), "parts": len(parts)}
+    statuses, wall, per_vehicle = set(), 0.0, 0
+    for indices, outcome in parts:
+        trips += outcome.trips
+        arrivals.update({indices[i]: minute for i, minute in outcome.arrivals.items()})
+        missed.update({indices[i]: miss for i, miss in outcome.missed.items()})
+        latest_release.update(outcome.latest_release)
+        stats["stops"] += outcome.stats.get("stops", 0)
+        wall += outcome.stats.get("wall_s", 0.0)
+        per_vehicle = max(per_vehicle, outcome.stats.get("trips_per_vehicle", 0))
+        if "status" in outcome.stats:
+            statuses.add(outcome.stats["status"])
+    stats.update({"trips_per_vehicle": per_vehicle, "wall_s": round(wall, 2)})
+    if statuses:
+        stats["status"] = "/".join(sorted(statuses))
+    return _LayerOutcome(trips, arrivals, missed, stats, latest_release)
+
+
+def _solve_origin(
+    layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
+) -> _LayerOutcome:
     built = build_layer_problem(layer, task, paths)
     if built.problem is None:
         return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
@@ -701,7 +751,7 @@ def _latest_drop(
     task: KabupatenTask,
     hub: str,
     dests: Sequence[str],
-    deadline: int,
+    deadline: int | Mapping[str, int],
     tier: int,
     paths: Mapping[str, PathMatrix],
     origin_fleet: Sequence[VehicleSpec],
@@ -709,12 +759,29 @@ def _latest_drop(
 ) -> int:
     """The latest arrival at a hub that still lets its fastest vessel reach every destination in time.
 
+    `deadline`: one for all destinations, or one per destination (the coupled PPK deadlines differ);
     `kit_count`: TPS kits per destination, which lengthen the handling at the hub and at each destination."""
+    return min(_latest_drops(task, hub, dests, deadline, tier, paths, origin_fleet, kit_count).values())
+
+
+def _latest_drops(
+    task: KabupatenTask,
+    hub: str,
+    dests: Sequence[str],
+    deadline: int | Mapping[str, int],
+    tier: int,
+    paths: Mapping[str, PathMatrix],
+    origin_fleet: Sequence[VehicleSpec],
+    kit_count: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Per destination, the latest arrival at the hub that lets the hub's fastest vessel make that destination's
+    own deadline (the unloading at the hub is that of the whole drop). See `_latest_drop`."""
     day = task.start_minute_of_day
     kit_count = kit_count or {}
+    due = deadline if isinstance(deadline, Mapping) else dict.fromkeys(dests, deadline)
     total_kits = sum(kit_count.get(d, 0) for d in dests)
     unload = max((handling_minutes(v.kind, total_kits) for v in origin_fleet), default=0)
-    latest = deadline
+    latest: dict[str, int] = {}
     for dest in dests:
         best = -(10**9)
         for v in task.vehicles:
@@ -726,9 +793,9 @@ def _latest_drop(
             onward = (
                 v.kind.load_min + math.ceil(hours * 60) + handling_minutes(v.kind, kit_count.get(dest, 0))
             )
-            start = latest_start(deadline, onward, v.kind.operating_hours, day)
+            start = latest_start(due[dest], onward, v.kind.operating_hours, day)
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
-        latest = min(latest, best)
+        latest[dest] = min(due[dest], best)
     return latest
 
 
@@ -879,11 +946,22 @@ def _first_leg(
             run.unserved.append(Missed(dest, choice, detail))
     origins = set(origin_of.values())
     origin_fleet = [v for v in task.vehicles if tier in v.kind.tiers and v.base in origins]
+    released = {base: task.state.release(base, minute) for base, minute in release.items()}
     drops = []
     for (origin, hub), dests in sorted(via_hub.items()):
-        due = min(run.deadline_of(d, deadline) for d in dests)
+        # each destination's own deadline: one destination's early (coupled) deadline must not become all of
+        # theirs, and one the drop cannot make in any case falls back to the calendar's
+        due = {d: run.deadline_of(d, deadline) for d in dests}
         counts = {d: len(kits[d]) for d in dests}
-        latest = _latest_drop(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
+        latest_of = _latest_drops(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
+        at_hub = _fastest_arrival(ctx, origin_fleet, origin, hub, released.get(origin, 0), unload=False)
+        given_up = [d for d in dests if latest_of[d] < at_hub and due[d] < deadline]
+        if given_up:
+            for d in given_up:  # so the boats from the hub plan with the calendar's deadline too
+                run.ppk_deadline.pop(d, None)
+                due[d] = deadline
+            latest_of = _latest_drops(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
+        latest = min(latest_of.values())
         if latest < 0:
             run.unserved.extend(
                 Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
@@ -892,7 +970,6 @@ def _first_leg(
         dropped = add_goods(*(goods[d] for d in dests))
         drop_kits = tuple(k for d in dests for k in kits[d])
         drops.append(Shipment(hub, origin, tier, dropped, latest, tuple(dests), drop_kits))
-    released = {base: task.state.release(base, minute) for base, minute in release.items()}
     source = "warehouse" if tier == 1 else "PPK"
     outcome = run.run(f"tier {tier}: from {source}", tier, direct + drops, origin_fleet, released)
     return _FirstLeg(direct + drops, outcome)
@@ -987,17 +1064,23 @@ def _plan_pass(
 
 
 def _fastest_arrival(
-    ctx: _Context, fleet: Sequence[VehicleSpec], origin: str, dest: str, ready: int, kits: int = 0
+    ctx: _Context,
+    fleet: Sequence[VehicleSpec],
+    origin: str,
+    dest: str,
+    ready: int,
+    kits: int = 0,
+    unload: bool = True,
 ) -> float:
     """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`
-    (the hand-over of `kits` TPS kits included)."""
+    (the hand-over of `kits` TPS kits included); with `unload` False, the earliest minute it arrives there."""
     best = math.inf
     for v in fleet:
         matrix = ctx.paths[v.type_id]
         if v.base != origin or not matrix.there_and_back(origin, dest):
             continue
         travel = math.ceil(matrix.hours_between(origin, dest) * 60)
-        work = v.kind.load_min + travel + handling_minutes(v.kind, kits)
+        work = v.kind.load_min + travel + (handling_minutes(v.kind, kits) if unload else 0)
         best = min(
             best, add_working_minutes(ready, work, v.kind.operating_hours, ctx.task.start_minute_of_day)
         )
@@ -1006,19 +1089,29 @@ def _fastest_arrival(
 
 def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
     """A lower bound on the minute each PPK can have its goods: the fastest warehouse vehicle driving straight
-    there, or to the port whose fastest boat then takes them on; the warehouse release when neither can."""
+    there, or to the port whose fastest boat then takes them on; the warehouse release when neither can.
+
+    At a port the warehouse vehicle hands over the kits of every PPK served from there (one drop, as
+    `_first_leg` plans it), so that a deadline set to this minute still leaves the drop a feasible window."""
     task = ctx.task
     release = task.state.release(ctx.warehouse)
     fleet = [v for v in task.vehicles if 1 in v.kind.tiers]
     earliest = dict(task.state.ppk_ready)
-    for ppk in sorted(set(task.ppk_goods) - set(earliest)):
-        choice, hub = _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode)
-        kits = len(ctx.kits_in(ppk, task.ppk_goods[ppk]))
+    todo = sorted(set(task.ppk_goods) - set(earliest))
+    choices = {ppk: _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode) for ppk in todo}
+    kit_count = {ppk: len(ctx.kits_in(ppk, task.ppk_goods[ppk])) for ppk in todo}
+    drop_kits: dict[str, int] = defaultdict(int)
+    for ppk, (choice, hub) in choices.items():
+        if choice == "hub":
+            drop_kits[hub] += kit_count[ppk]
+    for ppk in todo:
+        choice, hub = choices[ppk]
+        kits = kit_count[ppk]
         best = math.inf
         if choice == "direct":
             best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release, kits)
         elif choice == "hub":
-            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release, kits)
+            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release, drop_kits[hub])
             if math.isfinite(at_hub):
                 best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)), kits)
         earliest[ppk] = int(best) if math.isfinite(best) else release
