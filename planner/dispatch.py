@@ -382,12 +382,25 @@ def _layer_loads(
         if earliest > shipment.deadline:
             missed[s_index] = _too_late(shipment, earliest)
             continue
-        biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
-        for load, kits in split_kits(
-            shipment.items, shipment.kits, units, biggest.capacity_kg, biggest.capacity_m3
-        ):
+        for load, kits in _split_for(shipment, able, units):
             loads.append((s_index, load, kits))
     return loads, candidates, missed
+
+
+def _split_for(
+    shipment: Shipment, able: Sequence[VehicleSpec], units: Mapping[str, ItemUnit]
+) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
+    """The shipment's loads, each small enough for every vehicle that can take it (so a PPK's 4WD can carry any
+    load of a desa its open-bed pikap also reaches); a vehicle with more room takes several loads on one trip.
+    Loads sized for the biggest vehicle instead left the smaller ones idle and the biggest out of trips.
+    When a TPS kit does not fit the smallest vehicle, the loads are sized for the biggest."""
+    kg = min(v.kind.capacity_kg for v in able)
+    m3 = min(v.kind.capacity_m3 for v in able)
+    try:
+        return split_kits(shipment.items, shipment.kits, units, kg, m3)
+    except ValueError:
+        biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
+        return split_kits(shipment.items, shipment.kits, units, biggest.capacity_kg, biggest.capacity_m3)
 
 
 def _vehicle_classes(
