@@ -99,14 +99,30 @@ def run_jobs(
     else:
         # spawn: a fresh interpreter per worker; forking a process that runs OR-Tools threads is unsafe
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(backend.workers, len(jobs)), mp_context=context) as pool:
-            futures = {pool.submit(function, shared, job): index for index, job in enumerate(jobs)}
+        with ProcessPoolExecutor(
+            max_workers=min(backend.workers, len(jobs)),
+            mp_context=context,
+            initializer=_receive_shared,
+            initargs=(shared,),  # sent once per worker, not once per job (the network is megabytes)
+        ) as pool:
+            futures = {pool.submit(_call_with_shared, function, job): index for index, job in enumerate(jobs)}
             try:
                 for future in as_completed(futures):
                     yield futures[future], future.result()
             finally:
                 for future in futures:
                     future.cancel()
+
+
+_WORKER_SHARED: list = []  # in a pool worker process only: the shared inputs, set once by its initializer
+
+
+def _receive_shared(shared: Shared) -> None:
+    _WORKER_SHARED[:] = [shared]
+
+
+def _call_with_shared(function: Callable[[Shared, Job], Result], job: Job) -> Result:
+    return function(_WORKER_SHARED[0], job)
 
 
 def _run_on_dask(

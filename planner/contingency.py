@@ -1,10 +1,14 @@
 """Contingency (N-1) analysis: block each leg in turn, plan again, rank the legs by what their loss costs.
 
-A case is the scenario with one more blocked leg, planned from the start (a what-if before distribution).
-The baseline plan (the scenario as it is) is solved first with the same settings. A kabupaten whose baseline
-routes do not use the leg keeps its baseline plan: that plan is still feasible without the leg, so its loss
-costs that kabupaten nothing (re-solving it would only add search noise). Only the kabupaten whose routes use
-the leg are solved again; a leg no route uses has no impact and needs no solve.
+A case is the scenario with one more blocked leg, from the start of distribution (a what-if before the trucks
+leave). The baseline plan (the scenario as it is) is solved first with the same settings. A kabupaten whose
+baseline routes do not use the leg keeps its baseline plan: that plan is still feasible without the leg, so its
+loss costs that kabupaten nothing (re-solving it would only add search noise). A leg no route uses has no impact
+and needs no solve. In a kabupaten whose routes use the leg, a case re-plans incrementally (the default): the
+re-plan machinery at the plan start (planner.replan.split_routes, dispatch_state) keeps every trip that does not
+use the leg and does not depend on one that does (the goods it carries, the PPK or port it starts from), and
+only the goods of the dropped trips are planned again, with the kept trips' vehicles busy as planned.
+`incremental=False` plans those kabupaten again from scratch (for comparison: bench/contingency_incremental.py).
 
 Cases always run in deterministic mode (iteration and solution budgets, the time limit only as a safety net),
 so a local pool and a Dask cluster give identical plans. Each finished case is kept as a small JSON file in
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
 import io
 import json
 import re
@@ -51,12 +56,15 @@ from planner.maps import (
     render_map_html,
 )
 from planner.network import Network
+from planner.plan import Route
+from planner.replan import dispatch_state, split_routes
 from planner.scenario import ScenarioInputs, display_path, load_inputs, load_scenario
 from planner.search import SearchSettings
-from planner.solve import expectations, kabupaten_tasks, search_settings
+from planner.solve import expectations, kabupaten_tasks, search_settings, trip_route
+from planner.validate import Expectations
 
 CASE_FORMAT = "kpu-contingency-case"
-CASE_VERSION = 1
+CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
 MODES = ("road", "river", "sea", "access")
@@ -80,16 +88,27 @@ IMPACT_COLUMNS = [
     "extra_travel_hours",
     "extra_km",
     *(f"extra_km_{m}" for m in MODES),
+    "fallback",
     "unserved_pps",
     "late_pps_ids",
 ]
+PAIR_JOIN = " & "  # an N-2 case's id: its two leg ids joined
 
 
 # ---------------------------------------------------------------- outcome of one kabupaten plan
 
 
-def kabupaten_outcome(result: KabupatenResult, task: KabupatenTask, with_legs: bool = False) -> dict:
-    """What the impact is measured on, as JSON-ready data: km per mode, hours, PPS arrivals, unserved."""
+def kabupaten_outcome(
+    routes: Sequence[Route],
+    unserved: Mapping[str, str],
+    task: KabupatenTask,
+    expect: Expectations,
+    with_legs: bool = False,
+) -> dict:
+    """What the impact is measured on, as JSON-ready data: km per mode, hours, PPS arrivals, unserved.
+
+    `routes`: the kabupaten's trips as plan routes; `unserved`: node id -> reason. With `with_legs` (the
+    baseline) also the number of trips on each leg and the routes themselves (what a case keeps)."""
     legs = task.network.legs
     mode_of, km_of = legs["mode"].to_dict(), legs["length_km"].to_dict()
     kinds = {v.vehicle_id: v.kind for v in task.vehicles}
@@ -98,31 +117,37 @@ def kabupaten_outcome(result: KabupatenResult, task: KabupatenTask, with_legs: b
     vehicle_minutes = 0
     arrival: dict[str, int] = {}
     trips_on: dict[str, int] = defaultdict(int)
-    for trip in result.trips:
-        speeds = kinds[trip.vehicle_id].speeds
-        for leg_id in trip.legs:
+    for route in routes:
+        speeds = kinds[route.vehicle_id].speeds
+        for leg_id in route.legs:
             mode, length = mode_of[leg_id], float(km_of[leg_id])
             km[mode] += length
             speed = speeds.speed_on(legs.loc[leg_id])
             travel_hours += length / speed if speed else 0.0
-        vehicle_minutes += trip.visits[-1].arrival - trip.visits[0].arrival
-        for visit in trip.visits:
-            if visit.deliver and visit.node_id.startswith("pps:"):
-                arrival[visit.node_id] = max(arrival.get(visit.node_id, 0), visit.arrival)
-        for leg_id in set(trip.legs):
+        vehicle_minutes += expect.minute(route.stops[-1].arrival) - expect.minute(route.stops[0].arrival)
+        for stop in route.stops:
+            if stop.deliver and stop.node_id.startswith("pps:"):
+                minute = expect.minute(stop.arrival)
+                arrival[stop.node_id] = max(arrival.get(stop.node_id, 0), minute)
+        for leg_id in set(route.legs):
             trips_on[leg_id] += 1
     outcome = {
         "km_by_mode": {m: round(v, 3) for m, v in km.items()},
         "travel_hours": round(travel_hours, 3),
         "vehicle_hours": round(vehicle_minutes / 60, 3),
-        "trips": len(result.trips),
-        "vehicles": len({t.vehicle_id for t in result.trips}),
+        "trips": len(routes),
+        "vehicles": len({r.vehicle_id for r in routes}),
         "pps_arrival": dict(sorted(arrival.items())),
-        "unserved": {m.node_id: m.reason for m in result.unserved},
+        "unserved": dict(sorted(unserved.items())),
     }
     if with_legs:
         outcome["trips_on_leg"] = dict(sorted(trips_on.items()))
+        outcome["routes"] = [r.model_dump(mode="json") for r in routes]
     return outcome
+
+
+def _routes(result: KabupatenResult, expect: Expectations) -> list[Route]:
+    return [trip_route(t, result.kabupaten_code, expect.start) for t in result.trips]
 
 
 # ---------------------------------------------------------------- what the workers run
@@ -130,9 +155,13 @@ def kabupaten_outcome(result: KabupatenResult, task: KabupatenTask, with_legs: b
 
 @dataclass(frozen=True)
 class ContingencyContext:
-    """Sent once to every worker: the baseline task of each kabupaten (all sharing one network)."""
+    """Sent once to every worker: the baseline task of each kabupaten (all sharing one network), what the
+    plan must achieve, and (for the cases) the baseline routes of each kabupaten."""
 
     tasks: Mapping[str, KabupatenTask]
+    expect: Expectations
+    incremental: bool = True
+    baseline_routes: Mapping[str, tuple[Route, ...]] = field(default_factory=dict)
 
     @property
     def network(self) -> Network:
@@ -150,23 +179,73 @@ def run_baseline(context: ContingencyContext, code: str) -> dict:
     """Plan one kabupaten as the scenario stands (job of the baseline stage)."""
     started = time.perf_counter()
     task = context.tasks[code]
-    outcome = kabupaten_outcome(plan_kabupaten(task), task, with_legs=True)
+    result = plan_kabupaten(task)
+    unserved = {m.node_id: m.reason for m in result.unserved}
+    outcome = kabupaten_outcome(
+        _routes(result, context.expect), unserved, task, context.expect, with_legs=True
+    )
     return {"kabupaten_code": code, "outcome": outcome, "wall_s": round(time.perf_counter() - started, 2)}
+
+
+def replan_kabupaten(context: ContingencyContext, code: str, network: Network) -> dict:
+    """The outcome of kabupaten `code` on `network` (the baseline's with the case's leg blocked).
+
+    Incremental: the baseline trips that neither use a blocked leg nor depend on one are kept as planned and
+    only the goods of the others are planned again, with a share of the time budget as large as the share of
+    the goods; from scratch: the whole kabupaten is planned again."""
+    task = replace(context.tasks[code], network=network)
+    expect = replace(context.expect, network=network)
+    before = context.baseline_routes[code]
+    if not context.incremental:
+        result = plan_kabupaten(task)
+        unserved = {m.node_id: m.reason for m in result.unserved}
+        routes = _routes(result, expect)
+        return {**kabupaten_outcome(routes, unserved, task, expect), **fallback(before, routes, network)}
+    kept, dropped, under_way = split_routes(before, expect, 0)
+    reduced, state, lost = dispatch_state(task, kept, dropped, under_way, expect, 0)
+    left = len(reduced.ppk_goods) + len(reduced.pps_goods) + len(state.hub_stock)
+    share = left / max(len(task.ppk_goods) + len(task.pps_goods), 1)
+    settings = replace(task.settings, time_limit_s=max(1.0, task.settings.time_limit_s * share))
+    result = plan_kabupaten(replace(reduced, state=state, settings=settings))
+    unserved = {m.node_id: m.reason for m in lost}
+    unserved.update({m.node_id: m.reason for m in result.unserved})
+    routes = [*kept, *_routes(result, expect)]
+    outcome = kabupaten_outcome(routes, unserved, task, expect)
+    return {
+        **outcome,
+        **fallback(before, routes, network),
+        "kept_trips": len(kept),
+        "replanned_trips": len(dropped),
+    }
+
+
+def fallback(before: Sequence[Route], after: Sequence[Route], network: Network) -> dict:
+    """How the plan gets round the loss: the modes of the legs it drives now and did not before (access links
+    left out), and the bridges and ferries among them."""
+    legs = network.legs
+    new = {leg for r in after for leg in r.legs} - {leg for r in before for leg in r.legs}
+    new = sorted(leg for leg in new if legs.at[leg, "mode"] != "access")
+    km: dict[str, float] = defaultdict(float)
+    for leg in new:
+        km[str(legs.at[leg, "mode"])] += float(legs.at[leg, "length_km"])
+    crossings = sorted(
+        {str(legs.at[leg, "crossing"]) for leg in new if "crossing" in legs and legs.at[leg, "crossing"]}
+        - {"nan", "None"}
+    )
+    return {"fallback_km": {m: round(v, 1) for m, v in sorted(km.items())}, "fallback_crossings": crossings}
 
 
 def run_case(context: ContingencyContext, case: Case) -> dict:
     """Plan the kabupaten of a case again with its leg blocked; the record kept in <out>/cases/."""
     started = time.perf_counter()
-    network = context.network.blocked([case.leg_id])
-    outcomes = {}
-    for code in case.kabupaten:
-        task = replace(context.tasks[code], network=network)
-        outcomes[code] = kabupaten_outcome(plan_kabupaten(task), task)
+    network = context.network.blocked(case.leg_id.split(PAIR_JOIN))
+    outcomes = {code: replan_kabupaten(context, code, network) for code in case.kabupaten}
     return {
         "format": CASE_FORMAT,
         "version": CASE_VERSION,
         "leg_id": case.leg_id,
         "key": case.key,
+        "method": "incremental" if context.incremental else "from_scratch",
         "replanned": list(case.kabupaten),
         "kabupaten": outcomes,
         "wall_s": round(time.perf_counter() - started, 2),
@@ -179,15 +258,22 @@ def run_case(context: ContingencyContext, case: Case) -> dict:
 def leg_impact(
     leg_id: str, baseline: Mapping[str, dict], case: Mapping[str, Any] | None, pps_deadline: int
 ) -> dict:
-    """The impact columns of one leg. `case` is None for a leg no baseline route uses (no impact)."""
+    """The impact columns of one leg (or pair: `leg_id` "A & B"). `case` is None for a leg no baseline route
+    uses (no impact). `fallback`: km per mode of the legs the new plan drives and the baseline did not, and
+    the crossings among them (what the officer falls back on)."""
     replanned = list(case["replanned"]) if case else []
     newly = dict.fromkeys(UNSERVED_REASONS, 0)
     unserved_ids: list[str] = []
     late_ids: list[str] = []
     extra_km = dict.fromkeys(MODES, 0.0)
     extra_vehicle_hours = extra_travel_hours = 0.0
+    fallback_km: dict[str, float] = defaultdict(float)
+    crossings: set[str] = set()
     for code in replanned:
         before, after = baseline[code], case["kabupaten"][code]
+        for mode, value in after.get("fallback_km", {}).items():
+            fallback_km[mode] += value
+        crossings |= set(after.get("fallback_crossings", []))
         for node, reason in sorted(after["unserved"].items()):
             if node.startswith("pps:") and node not in before["unserved"]:
                 newly[reason] += 1
@@ -206,7 +292,11 @@ def leg_impact(
 
     return {
         "leg_id": leg_id,
-        "baseline_trips": sum(b.get("trips_on_leg", {}).get(leg_id, 0) for b in baseline.values()),
+        "baseline_trips": sum(
+            b.get("trips_on_leg", {}).get(leg, 0)
+            for b in baseline.values()
+            for leg in leg_id.split(PAIR_JOIN)
+        ),
         "replanned": " ".join(replanned),
         "newly_unserved_pps": len(unserved_ids),
         **newly,
@@ -215,6 +305,10 @@ def leg_impact(
         "extra_travel_hours": tidy(extra_travel_hours, 2),
         "extra_km": tidy(sum(extra_km.values()), 1),
         **{f"extra_km_{m}": tidy(v, 1) for m, v in extra_km.items()},
+        "fallback": "; ".join(
+            [f"{mode} {value:,.1f} km" for mode, value in sorted(fallback_km.items())]
+            + [f"via {c}" for c in sorted(crossings)]
+        ),
         "unserved_pps": " ".join(unserved_ids),
         "late_pps_ids": " ".join(late_ids),
     }
@@ -288,6 +382,37 @@ def read_leg_file(path: Path, network: Network) -> list[str]:
     return list(dict.fromkeys(value for _, value in entries))
 
 
+def read_pair_file(path: Path, network: Network) -> list[str]:
+    """N-2 cases from a text or CSV file: two leg ids a line ("LEG_A,LEG_B" or "LEG_A LEG_B"; '#' comments;
+    a header line `leg_a,leg_b` is skipped). Returns the case ids "LEG_A & LEG_B", in file order."""
+    if not path.is_file():
+        raise InputError("pair file not found", source=display_path(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(
+            f"cannot read the pair file ({type(err).__name__})", source=display_path(path)
+        ) from None
+    pairs: list[str] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = [f.strip() for f in re.split(r"[,\s]+", line.split("#", 1)[0].strip()) if f.strip()]
+        if not fields or fields == ["leg_a", "leg_b"]:
+            continue
+        if len(fields) != 2 or fields[0] == fields[1]:
+            problems.append(f"line {number}: give two different leg ids (got {len(fields)} field(s))")
+            continue
+        unknown = [f for f in fields if f not in network.legs.index]
+        problems += [f"line {number}: {f!r} is not a leg of the network" for f in unknown]
+        if not unknown:
+            pairs.append(PAIR_JOIN.join(sorted(fields)))
+    if problems:
+        raise InputError("bad leg pairs", source=display_path(path), problems=problems[:20])
+    if not pairs:
+        raise InputError("the pair file lists no leg pairs", source=display_path(path))
+    return list(dict.fromkeys(pairs))
+
+
 def order_by_traffic(leg_ids: Iterable[str], baseline: Mapping[str, dict]) -> list[str]:
     """Most-travelled legs of the baseline first (so --limit looks at the busiest), then by leg id."""
     trips: dict[str, int] = defaultdict(int)
@@ -327,9 +452,10 @@ def inputs_fingerprint(inputs: ScenarioInputs) -> str:
     return digest.hexdigest()
 
 
-def case_key(fingerprint: str, settings: SearchSettings, leg_id: str | None) -> str:
-    """What a stored case must match to be reused: inputs, settings, leg and the planner version."""
+def case_key(fingerprint: str, settings: SearchSettings, leg_id: str | None, method: str = "") -> str:
+    """What a stored case must match to be reused: inputs, settings, leg, method and the planner version."""
     payload = {
+        "method": method,
         "format": CASE_FORMAT,
         "version": CASE_VERSION,
         "planner": getattr(planner, "__version__", ""),
@@ -364,6 +490,9 @@ class ContingencyOptions:
     limit: int | None = None  # only the first N legs
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     backend: Backend = Backend()
+    incremental: bool = True  # False: the kabupaten of a case planned again from scratch
+    pairs: Path | None = None  # N-2: a file of leg pairs, each blocked together (instead of `legs`)
+    lang: str = "id"  # of the summary ringkasan.html
 
 
 @dataclass(frozen=True)
@@ -381,12 +510,13 @@ class ContingencyResult:
 
 
 def contingency_context(
-    inputs: ScenarioInputs, time_limit_s: float
+    inputs: ScenarioInputs, time_limit_s: float, incremental: bool = True
 ) -> tuple[ContingencyContext, SearchSettings]:
     # float: a limit of 30 and one of 30.0 must give the same case keys
     settings = search_settings(inputs, float(time_limit_s), deterministic=True)
-    tasks = kabupaten_tasks(inputs, expectations(inputs), settings)
-    return ContingencyContext({t.kabupaten_code: t for t in tasks}), settings
+    expect = expectations(inputs)
+    tasks = kabupaten_tasks(inputs, expect, settings)
+    return ContingencyContext({t.kabupaten_code: t for t in tasks}, expect, incremental), settings
 
 
 def baseline_outcomes(
@@ -424,24 +554,40 @@ def run_contingency(
         raise InputError("--limit must be at least 1")
     inputs = load_inputs(load_scenario(scenario_path))
     network = inputs.network
-    if options.legs not in LEG_CHOICES:
-        read_leg_file(Path(options.legs), network)  # a bad file fails before any solving
-    context, settings = contingency_context(inputs, options.time_limit_s)
+    if options.pairs is not None:
+        read_pair_file(options.pairs, network)  # a bad file fails before any solving
+    elif options.legs not in LEG_CHOICES:
+        read_leg_file(Path(options.legs), network)
+    context, settings = contingency_context(inputs, options.time_limit_s, options.incremental)
+    method = "incremental" if options.incremental else "from_scratch"
     fingerprint = inputs_fingerprint(inputs)
     cases_dir = out_dir / "cases"
     baseline, baseline_reused = baseline_outcomes(
         context, case_key(fingerprint, settings, None), cases_dir / "baseline.json", options.backend, progress
     )
 
-    chosen = choose_legs(options.legs, network, inputs.kabupaten, baseline)
+    context = replace(
+        context,
+        baseline_routes={
+            code: tuple(Route.model_validate(r) for r in outcome["routes"])
+            for code, outcome in baseline.items()
+        },
+    )
+    if options.pairs is not None:
+        chosen = read_pair_file(options.pairs, network)
+    else:
+        chosen = choose_legs(options.legs, network, inputs.kabupaten, baseline)
     blocked = set(network.legs.index[network.legs["status"] == "blocked"])
-    left_out = [leg for leg in chosen if leg in blocked]
-    chosen = [leg for leg in chosen if leg not in blocked][: options.limit]
+    left_out = [case for case in chosen if blocked.intersection(case.split(PAIR_JOIN))]
+    chosen = [case for case in chosen if case not in left_out][: options.limit]
 
     users: dict[str, list[str]] = defaultdict(list)
     for code, outcome in baseline.items():
         for leg_id in outcome["trips_on_leg"]:
             users[leg_id].append(code)
+    for case in chosen:
+        if PAIR_JOIN in case:
+            users[case] = sorted({code for leg in case.split(PAIR_JOIN) for code in users.get(leg, [])})
     records: dict[str, dict | None] = {}
     to_solve: list[Case] = []
     reused = 0
@@ -449,7 +595,7 @@ def run_contingency(
         if not users.get(leg_id):
             records[leg_id] = None
             continue
-        case = Case(leg_id, case_key(fingerprint, settings, leg_id), tuple(sorted(users[leg_id])))
+        case = Case(leg_id, case_key(fingerprint, settings, leg_id, method), tuple(sorted(users[leg_id])))
         stored = load_record(case_path(cases_dir, leg_id), case.key)
         if stored is not None:
             records[leg_id] = stored
@@ -470,6 +616,7 @@ def run_contingency(
     rows = [{**leg_facts(network, row["leg_id"]), **row} for row in rows]
     write_impact_csv(rows, out_dir / "contingency.csv")
     write_contingency_map(rows, network, inputs, out_dir / "contingency-map.html")
+    write_text(out_dir / "ringkasan.html", summary_html(rows, inputs.scenario.name, options.lang))
     return ContingencyResult(
         rows=rows,
         baseline=baseline,
@@ -485,6 +632,11 @@ def run_contingency(
 
 
 def leg_facts(network: Network, leg_id: str) -> dict:
+    """Mode, ends and length of a leg; of a pair, each joined with " & " (lengths added)."""
+    if PAIR_JOIN in leg_id:
+        parts = [leg_facts(network, leg) for leg in leg_id.split(PAIR_JOIN)]
+        joined = {k: PAIR_JOIN.join(str(p[k]) for p in parts) for k in parts[0]}
+        return {**joined, "length_km": round(sum(p["length_km"] for p in parts), 2)}
     leg = network.legs.loc[leg_id]
     names = network.nodes["name"]
     return {
@@ -549,11 +701,24 @@ def _impact_rows(row: Mapping[str, Any], names: Mapping[str, str]) -> list[tuple
         ("Extra km", f"{row['extra_km']:+,.1f}"),
     ]
     rows += [(f"  {m}", f"{row[f'extra_km_{m}']:+,.1f}") for m in MODES if row[f"extra_km_{m}"]]
+    if row["fallback"]:
+        rows.append(("Fallback (new legs driven)", str(row["fallback"])))
     if row["unserved_pps"]:
         rows.append(("Cut off", named(row["unserved_pps"])))
     if row["late_pps_ids"]:
         rows.append(("Late", named(row["late_pps_ids"])))
     return rows
+
+
+LABELLED_TOP = 20  # the legs of this rank or better are labelled on the map (when their loss costs something)
+
+
+def _case_geometry(legs: pd.DataFrame, case_id: str) -> Any:
+    parts = [legs.at[leg, "geometry"] for leg in case_id.split(PAIR_JOIN)]
+    parts = [g for g in parts if g is not None and not g.is_empty]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else shapely.union_all(parts)
 
 
 def contingency_map_content(
@@ -565,14 +730,18 @@ def contingency_map_content(
     by_class: dict[str, list[dict]] = defaultdict(list)
     cut_by: dict[str, list[str]] = defaultdict(list)
     for row in rows:
-        geometry = legs.at[row["leg_id"], "geometry"]
+        geometry = _case_geometry(legs, row["leg_id"])
         if geometry is not None and not geometry.is_empty:
+            top = row["rank"] <= LABELLED_TOP and impact_class(row) in ("cuts_off", "late", "extra")
+            title = f"#{row['rank']} {row['from_name']} - {row['to_name']}" if top else str(row["leg_id"])
             by_class[impact_class(row)].append(
-                map_feature(geometry, str(row["leg_id"]), _impact_rows(row, names), id=str(row["leg_id"]))
+                map_feature(
+                    geometry, title, _impact_rows(row, names), id=str(row["leg_id"]), lz=1 if top else None
+                )
             )
         for node in row["unserved_pps"].split():
             cut_by[node].append(str(row["leg_id"]))
-    tested = {row["leg_id"] for row in rows}
+    tested = {leg for row in rows for leg in row["leg_id"].split(PAIR_JOIN)}
 
     def leg_features(leg_ids: Iterable[str], status: str) -> list[dict]:
         out = []
@@ -667,6 +836,68 @@ def contingency_map_content(
     bounds = (min_x, min_y, max_x, max_y)
     return MapContent(
         f"{inputs.scenario.name}: contingency (N-1)", subtitle, layers, bounds, legend, lang=english.code
+    )
+
+
+SUMMARY_TOP = 20
+
+
+def summary_html(rows: Sequence[Mapping[str, Any]], scenario_name: str, lang: str = "id") -> str:
+    """A one-page summary for KPU and Lanal ("20 ruas paling kritis"): the legs whose loss costs something,
+    worst first, in `lang`. Every value from data is escaped."""
+    t = language(lang)
+    critical = [r for r in rows if impact_class(r) in ("cuts_off", "late", "extra")][:SUMMARY_TOP]
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[impact_class(row)] += 1
+    e = html.escape
+    head = [
+        "contingency.summary.rank",
+        "contingency.summary.leg",
+        "contingency.summary.mode",
+        "contingency.summary.cut_off",
+        "contingency.summary.late",
+        "contingency.summary.extra_hours",
+        "contingency.summary.extra_km",
+        "contingency.summary.fallback",
+    ]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{e(str(v))}</td>"
+            for v in (
+                row["rank"],
+                f"{row['from_name']} - {row['to_name']} ({row['leg_id']})",
+                row["mode"],
+                row["newly_unserved_pps"],
+                row["late_pps"],
+                t.number(row["extra_vehicle_hours"], 1),
+                t.number(row["extra_km"], 1),
+                row["fallback"],
+            )
+        )
+        + "</tr>"
+        for row in critical
+    )
+    title = t("contingency.summary.title", n=len(critical), scenario=scenario_name)
+    tested = t(
+        "contingency.summary.tested",
+        tested=len(rows),
+        cut=counts["cuts_off"],
+        late=counts["late"],
+        extra=counts["extra"],
+    )
+    table = (
+        f"<table><tr>{''.join(f'<th>{e(t(h))}</th>' for h in head)}</tr>{body}</table>"
+        if critical
+        else f"<p>{e(t('contingency.summary.none'))}</p>"
+    )
+    return (
+        f'<!DOCTYPE html><html lang="{e(t.code)}"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:.3em .5em;text-align:left;vertical-align:top}"
+        "@page{size:A4 landscape;margin:12mm}</style></head><body>"
+        f"<h1>{e(title)}</h1><p>{e(t('contingency.summary.intro'))}</p><p>{e(tested)}</p>{table}</body></html>\n"
     )
 
 

@@ -18,9 +18,11 @@ from planner.commands.batch import register
 from planner.contingency import (
     IMPACT_COLUMNS,
     ContingencyOptions,
+    case_path,
     leg_impact,
     rank_key,
     run_contingency,
+    summary_html,
     write_contingency_map,
 )
 from planner.network import Network, load_network
@@ -249,3 +251,54 @@ def test_the_map_shows_desa_names_as_text(cut_off, local_run, tmp_path):
     page = path.read_text(encoding="utf-8")
     assert hostile not in page
     assert "\\u003cimg src=x" in page  # the name reaches the page as JSON text
+
+
+def test_incremental_and_from_scratch_cases_agree_and_incremental_keeps_the_trips_off_the_leg(
+    cut_off, local_run, tmp_path
+):
+    out, incremental = local_run
+    options = ContingencyOptions(
+        legs=str(cut_off.leg_file), time_limit_s=30, backend=Backend(workers=1), incremental=False
+    )
+    scratch = run_contingency(cut_off.scenario, tmp_path / "scratch", options)
+    assert [r["leg_id"] for r in scratch.rows][0] == [r["leg_id"] for r in incremental.rows][0] == cut_off.leg
+    for a, b in zip(incremental.rows, scratch.rows, strict=True):
+        if a["leg_id"] == b["leg_id"]:
+            assert a["unserved_pps"] == b["unserved_pps"]  # the same desa lost either way
+    case = json.loads(case_path(out / "cases", cut_off.leg).read_text(encoding="utf-8"))
+    assert case["method"] == "incremental"
+    outcome = case["kabupaten"][KABUPATEN]
+    # only the trips on the leg (and those depending on them) are planned again; the rest are kept
+    assert outcome["kept_trips"] > 0 and outcome["replanned_trips"] >= 1
+    assert outcome["kept_trips"] + outcome["replanned_trips"] == incremental.baseline[KABUPATEN]["trips"]
+
+
+def test_a_pair_of_legs_is_blocked_together_and_a_bad_pair_file_is_exit_2(cut_off, tmp_path, capsys):
+    other = next(leg for leg in cut_off.legs if leg != cut_off.leg)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(f"leg_a,leg_b\n{cut_off.leg},{other}  # both banks\n", encoding="utf-8")
+    options = ContingencyOptions(pairs=pairs, time_limit_s=30, backend=Backend(workers=1))
+    result = run_contingency(cut_off.scenario, tmp_path / "n2", options)
+    [row] = result.rows
+    assert row["leg_id"] == " & ".join(sorted([cut_off.leg, other]))
+    assert cut_off.pps in row["unserved_pps"].split() and row["replanned"] == KABUPATEN
+    assert " & " in row["from_node"] and row["mode"].count("&") == 1
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{cut_off.leg}\nroad:nowhere-else {other}\n", encoding="utf-8")
+    args = ["contingency", str(cut_off.scenario), "--pairs", str(bad), "--out", str(tmp_path / "bad")]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "line 1: give two different leg ids" in err
+    assert "'road:nowhere-else' is not a leg" in err and not (tmp_path / "bad").exists()
+
+
+def test_the_summary_names_the_critical_legs_in_indonesian_with_their_fallback(cut_off, local_run):
+    out, result = local_run
+    page = (out / "ringkasan.html").read_text(encoding="utf-8")
+    assert 'lang="id"' in page and "ruas paling kritis" in page and "PPS terputus" in page
+    assert cut_off.leg in page and "Jalur pengganti" in page
+    top = result.rows[0]
+    assert top["fallback"] == "" or "km" in top["fallback"]  # new legs driven, by mode
+    html_en = summary_html(result.rows, "x<script>", "en")
+    assert "most critical legs" in html_en and "<script>" not in html_en and "x&lt;script&gt;" in html_en

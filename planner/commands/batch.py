@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from planner.batch import Backend, BatchOptions, BatchRow, run_batch
@@ -28,6 +35,7 @@ from planner.contingency import (
 )
 from planner.errors import InputError
 from planner.fileio import check_output_folder, folder_lock, write_record
+from planner.i18n import language
 from planner.scenario import load_scenario
 
 STAGE_LABELS = {
@@ -59,6 +67,8 @@ def _progress_bar(console: Console) -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
     )
 
@@ -182,13 +192,39 @@ def contingency(
     ] = DEFAULT_TIME_LIMIT_S,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(
+            "--pairs",
+            help="N-2: a file of leg pairs (two leg ids a line), each pair blocked together; replaces --legs",
+        ),
+    ] = None,
+    lang: Annotated[
+        str, typer.Option("--lang", help="language of the summary ringkasan.html: id or en")
+    ] = "id",
+    from_scratch: Annotated[
+        bool,
+        typer.Option(
+            "--from-scratch",
+            help="plan each case's kabupaten again from scratch instead of re-planning only the trips on the leg",
+        ),
+    ] = False,
 ) -> None:
     """Block each leg in turn (N-1), plan again, and rank the legs by late or unreachable PPS, extra hours and km."""
     console = Console()
     checked = load_scenario(scenario)
     backend = _backend(workers, scheduler, default_workers=checked.solver.workers)
     out = check_output_folder(out or Path("out") / "contingency" / checked.name)
-    options = ContingencyOptions(legs=legs, limit=limit, time_limit_s=time_limit, backend=backend)
+    language(lang)  # an unknown language fails before any work
+    options = ContingencyOptions(
+        legs=legs,
+        limit=limit,
+        time_limit_s=time_limit,
+        backend=backend,
+        incremental=not from_scratch,
+        pairs=pairs,
+        lang=lang,
+    )
     console.print(f"Contingency analysis of {escape(checked.name)} on {escape(backend.describe())}.")
     # cases/ fills up one atomic file per case (a re-run resumes from them); outputs.json, written last,
     # marks the folder whole
@@ -214,7 +250,8 @@ def contingency(
             f"Solving time per case: {mean:.1f} s on average, {max(result.case_wall_s):.1f} s at most."
         )
     console.print(
-        f"Wrote [bold]{escape(str(out / 'contingency.csv'))}[/] and {escape(str(out / 'contingency-map.html'))} "
+        f"Wrote [bold]{escape(str(out / 'contingency.csv'))}[/], {escape(str(out / 'contingency-map.html'))} "
+        f"and {escape(str(out / 'ringkasan.html'))} "
         f"in {result.wall_s:.0f} s."
     )
 
