@@ -1,7 +1,7 @@
 """The catalog of logistics items: what each TPS, PPS and PPK receives, and how much it weighs.
 
 The catalog is a CSV data file (scenarios/common/items.csv) with one line per item and the columns
-id, name, rule, per, reserve_pct, unit_kg, unit_m3, source. The rule says how the quantity follows
+id, name, rule, per, reserve_pct, unit_kg, unit_m3, source (and, optional, packed_in). The rule says how the quantity follows
 from the TPS and voters of a desa:
 
 - per_tps: `per` units for every TPS;
@@ -10,6 +10,14 @@ from the TPS and voters of a desa:
   rounded up at that TPS, times `per` (the KPU rule for ballot papers);
 - per_pps: `per` units for the PPS (desa) itself;
 - per_ppk: `per` units for the PPK (kecamatan) itself.
+
+The items of the first three rules make up the TPS kit, the unit delivered to a PPS for each of its TPS
+(KPU kabupaten pack each TPS's ballots, forms, seals and small items into its ballot boxes and seal them
+before distribution: KPU Berau, 21 Nov 2024). The optional column `packed_in` names the item an item
+travels inside (`kotak_suara`): such an item adds its weight to a load but no volume, since the
+assembled box it is packed in is counted whole. `unit_m3` in the file is always the item's own volume;
+`Item.unit_m3` is the volume it adds to a load (0 when packed in another item) and `Item.own_m3` the
+file's value. The contents of a 600-voter TPS must fit in its boxes (checked on load).
 """
 
 from __future__ import annotations
@@ -24,6 +32,9 @@ from pathlib import Path
 from planner.errors import InputError
 
 RULES = ("per_tps", "per_election_per_tps", "per_voter_reserve", "per_pps", "per_ppk")
+TPS_KIT_RULES = ("per_tps", "per_election_per_tps", "per_voter_reserve")
+CONTAINER_RULES = ("per_tps", "per_election_per_tps")  # a container's count does not depend on voters
+FILL_CHECK_VOTERS = 600  # the largest TPS (PKPU 2024): its contents must fit in its boxes
 CATALOG_COLUMNS = ("id", "name", "rule", "per", "reserve_pct", "unit_kg", "unit_m3", "source")
 _ID_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
 # demand tables hold one column per item id next to these
@@ -34,7 +45,11 @@ RESERVED_IDS = frozenset(
 
 @dataclass(frozen=True)
 class Item:
-    """One catalog line. Quantities are whole units; `unit_kg` and `unit_m3` are per unit."""
+    """One catalog line. Quantities are whole units; `unit_kg` and `unit_m3` are per unit.
+
+    `unit_m3` is the volume a unit adds to a load: 0 for an item packed inside another (`packed_in`),
+    whose own volume is `own_m3` (None: the same as unit_m3).
+    """
 
     id: str
     name: str
@@ -44,6 +59,22 @@ class Item:
     unit_kg: float
     unit_m3: float
     source: str
+    packed_in: str = ""
+    own_m3: float | None = None
+
+    @property
+    def in_tps_kit(self) -> bool:
+        """True for the items every TPS gets (its kit); False for items of the PPS or the PPK itself."""
+        return self.rule in TPS_KIT_RULES
+
+    @property
+    def volume_each(self) -> float:
+        """The item's own volume per unit (m3), also when it travels packed in another item."""
+        return self.unit_m3 if self.own_m3 is None else self.own_m3
+
+    def quantity_at_tps(self, voters: int, elections: int) -> int:
+        """Units in the kit of one TPS with `voters` voters (0 for PPS and PPK items)."""
+        return self.quantity_at_pps([voters], elections) if self.in_tps_kit else 0
 
     @property
     def addressed_to(self) -> str:
@@ -66,6 +97,27 @@ class Item:
     def quantity_at_ppk(self) -> int:
         """Units addressed to the PPK itself."""
         return self.per if self.rule == "per_ppk" else 0
+
+
+def tps_kit(items: Sequence[Item], voters: int, elections: int) -> dict[str, int]:
+    """The kit of one TPS: item id -> units, for the TPS-kit items (per TPS, per election, ballots)."""
+    return {i.id: q for i in items if (q := i.quantity_at_tps(voters, elections))}
+
+
+def kit_m3(items: Sequence[Item], voters: int, elections: int) -> float:
+    """Load volume (m3) of one TPS kit: its assembled boxes and flat booths (packed items add nothing)."""
+    return sum(q * i.unit_m3 for i in items if (q := i.quantity_at_tps(voters, elections)))
+
+
+def kit_marker(items: Sequence[Item], elections: int) -> tuple[str, int] | None:
+    """(item id, units per kit) of an item every TPS kit holds the same number of: the box items are
+    packed in, else the first per-TPS item; None without a TPS kit. Counting it counts kits."""
+    containers = {i.packed_in for i in items if i.packed_in}
+    fixed = [i for i in items if i.rule in CONTAINER_RULES]
+    chosen = [i for i in fixed if i.id in containers] or fixed
+    if not chosen:
+        return None
+    return chosen[0].id, chosen[0].quantity_at_tps(0, elections)
 
 
 def with_reserve(voters: int, reserve_pct: Fraction) -> int:
@@ -129,9 +181,57 @@ def _parse_row(row: dict[str, str], where: str, problems: list[str]) -> Item | N
     source = (row.get("source") or "").strip()
     if not source:
         problems.append(f"{where}: source: say where the numbers come from (or that they are an assumption)")
+    packed_in = (row.get("packed_in") or "").strip()
+    if packed_in and rule not in TPS_KIT_RULES:
+        problems.append(
+            f"{where}: packed_in: only an item of the TPS kit ({', '.join(TPS_KIT_RULES)}) is packed"
+        )
     if len(problems) > before:
         return None
-    return Item(item_id, name, rule, int(per), Fraction(reserve), float(unit_kg), float(unit_m3), source)
+    load_m3 = 0.0 if packed_in else float(unit_m3)
+    return Item(
+        item_id,
+        name,
+        rule,
+        int(per),
+        Fraction(reserve),
+        float(unit_kg),
+        load_m3,
+        source,
+        packed_in,
+        float(unit_m3),
+    )
+
+
+def packing_problems(items: Sequence[Item], path: Path) -> list[str]:
+    """Each packed item names a container of the TPS kit, and a 600-voter TPS's contents fit in its boxes."""
+    by_id = {i.id: i for i in items}
+    problems = []
+    for item in items:
+        if not item.packed_in:
+            continue
+        box = by_id.get(item.packed_in)
+        if box is None or box.packed_in or box.rule not in CONTAINER_RULES:
+            problems.append(
+                f"{path}: id {item.id!r}: packed_in: {item.packed_in!r} is not an unpacked item "
+                f"of rule {' or '.join(CONTAINER_RULES)}"
+            )
+    if problems:
+        return problems
+    for box in {by_id[i.packed_in] for i in items if i.packed_in}:
+        for elections in (1, 2):
+            room = box.quantity_at_tps(FILL_CHECK_VOTERS, elections) * box.volume_each
+            inside = sum(
+                i.quantity_at_tps(FILL_CHECK_VOTERS, elections) * i.volume_each
+                for i in items
+                if i.packed_in == box.id
+            )
+            if inside > room:
+                problems.append(
+                    f"{path}: {box.id}: the contents of a {FILL_CHECK_VOTERS}-voter TPS ({inside:.3f} m3, "
+                    f"{elections} election(s)) do not fit in its boxes ({room:.3f} m3)"
+                )
+    return problems
 
 
 def load_catalog(path: str | Path) -> tuple[Item, ...]:
@@ -172,6 +272,8 @@ def load_catalog(path: str | Path) -> tuple[Item, ...]:
         seen.add(item.id)
     if not rows:
         problems.append(f"{path}: the catalog has no items")
+    if not problems:
+        problems += packing_problems(items, path)
     if problems:
         raise InputError("invalid catalog", source=path, problems=problems)
     return tuple(items)

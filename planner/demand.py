@@ -3,8 +3,9 @@
 Two sources of voters (DPT) and TPS per desa:
 
 - allocation: the published figures per kabupaten (TPS exact, DPT published or the remainder of the
-  province DPT split by population) are spread over the desa of each kabupaten; see `allocate_voters`
-  and networks/kaltim/DATA.md for the method;
+  province DPT split by population) are spread over the desa of each kabupaten by a weight per desa:
+  the desa's regular TPS at the Pemilu of 14 Feb 2024 (method `pemilu2024_tps`, the default) or the
+  older area rule (method `area`); see `allocate_voters` and networks/kaltim/DATA.md for the method;
 - csv: an officer's file of real figures per desa (columns desa_code, tps, dpt).
 
 `build_demand` turns voters and TPS into item quantities with the catalog rules. The result is plain
@@ -24,12 +25,15 @@ import geopandas as gpd
 import pandas as pd
 import shapely
 
-from planner.catalog import Item
+from planner.catalog import Item, tps_kit
 from planner.errors import InputError
 from planner.fileio import write_csv
 from planner.network import load_config
 
 MAX_VOTERS_PER_TPS = 600  # PKPU 2024: at most 600 voters per TPS in the Pilkada
+WEIGHT_PEMILU2024_TPS = "pemilu2024_tps"  # a desa's weight: its regular TPS at the Pemilu of Feb 2024
+WEIGHT_AREA = "area"  # a desa's weight: (kelurahan factor) x area ^ exponent, see AllocationWeights
+WEIGHT_METHODS = (WEIGHT_PEMILU2024_TPS, WEIGHT_AREA)
 METRIC_CRS = "EPSG:32650"
 DESA_COLUMNS = [
     "desa_code",
@@ -277,6 +281,35 @@ def read_kecamatan_dpt(path: str | Path) -> dict[str, int]:
     return figures
 
 
+def read_desa_tps(path: str | Path, desa: pd.DataFrame) -> pd.Series:
+    """Regular TPS per desa at the Pemilu of 14 Feb 2024 (desa_tps_pemilu2024.csv), indexed by desa code.
+
+    Columns used: desa_code, tps_pemilu2024 (other columns are ignored). Every desa of `desa` needs a row
+    with at least 1 TPS; a code that is not a desa of the network, or given twice, is named with its line.
+    """
+    path = Path(path)
+    rows = _read_csv_rows(path, "Pemilu 2024 TPS per desa", ["desa_code", "tps_pemilu2024"])
+    known = set(desa["desa_code"])
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    for line, row in rows:
+        code = row["desa_code"]
+        where = f"{path}: line {line} (desa {code or '?'})"
+        if code not in known:
+            problems.append(f"{where}: desa_code: not a desa of this network")
+        elif code in counts:
+            problems.append(f"{where}: desa_code: given more than once")
+        elif (tps := _whole(row["tps_pemilu2024"], where, "tps_pemilu2024", problems, minimum=1)) is not None:
+            counts[code] = tps
+    absent = sorted(known - set(counts))
+    if absent and not problems:
+        shown = ", ".join(absent[:10]) + (f" and {len(absent) - 10} more" if len(absent) > 10 else "")
+        problems.append(f"{path}: no row for {len(absent)} desa: {shown}")
+    if problems:
+        raise InputError("invalid Pemilu 2024 TPS per desa", source=path, problems=problems)
+    return pd.Series(counts, name="tps_pemilu2024", dtype=int).sort_index()
+
+
 def read_desa(desa_path: str | Path, kecamatan_path: str | Path, kabupaten_path: str | Path) -> pd.DataFrame:
     """Every desa with its kecamatan and kabupaten codes and names and its area (km2), sorted by code."""
 
@@ -324,6 +357,7 @@ def desa_of_network(network_path: str | Path) -> pd.DataFrame:
 
 
 def desa_weights(desa: pd.DataFrame, weights: AllocationWeights) -> pd.Series:
+    """The area rule: (kelurahan_factor if kelurahan else 1) x area_km2 ^ area_exponent, per desa row."""
     factor = desa["kelurahan"].map({True: weights.kelurahan_factor, False: 1.0}).astype(float)
     return factor * desa["area_km2"].clip(lower=0.01) ** weights.area_exponent
 
@@ -365,16 +399,25 @@ def allocate_voters(
     figures: pd.DataFrame,
     kecamatan_dpt: Mapping[str, int] | None = None,
     weights: AllocationWeights = AllocationWeights(),
+    desa_weight: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """TPS and DPT per desa so that each kabupaten (and each published kecamatan) sums exactly.
 
+    The weight of a desa is `desa_weight[desa_code]` when given (method pemilu2024_tps: its TPS at the
+    Pemilu 2024, see `read_desa_tps`), else the area rule of `weights` (method area, `desa_weights`).
     Per kabupaten: DPT targets by desa weight; TPS by highest averages with one TPS per desa at least;
     DPT then by largest remainder under the cap of 600 voters per TPS (voters a crowded desa cannot hold
     go to desa with room). Where kecamatan DPT are published, TPS are first split over the kecamatan the
     same way (at least one per desa and enough for 600 per TPS), then each kecamatan is allocated alone.
     """
     kecamatan_dpt = dict(kecamatan_dpt or {})
-    weight = desa_weights(desa, weights)
+    if desa_weight is None:
+        weight = desa_weights(desa, weights)
+    else:
+        weight = desa["desa_code"].map(desa_weight).astype(float)
+        if weight.isna().any():
+            absent = desa.loc[weight.isna(), "desa_code"].tolist()
+            raise InputError(f"no weight for {len(absent)} desa: {', '.join(absent[:10])}")
     problems: list[str] = []
     out = []
     known_kab = set(figures["kabupaten_code"])
@@ -561,6 +604,19 @@ def build_demand(voters: pd.DataFrame, items: Sequence[Item], elections: int = 2
         items,
         elections,
     )
+
+
+def pps_kits(demand: Demand) -> dict[str, tuple[dict[str, int], ...]]:
+    """The TPS kits of every PPS (node id), TPS 1 first: item id -> units in each kit.
+
+    A desa's voters are split over its TPS as in `build_demand` (larger TPS first), so the kits of a PPS
+    add up to its TPS-kit items exactly; what the PPS gets besides (per_pps items) is packed per PPS.
+    """
+    kit_items = [i for i in demand.items if i.in_tps_kit]
+    return {
+        node: tuple(tps_kit(kit_items, v, demand.elections) for v in split_evenly(int(dpt), int(tps)))
+        for node, dpt, tps in zip(demand.pps["node_id"], demand.pps["dpt"], demand.pps["tps"], strict=True)
+    }
 
 
 def write_demand(demand: Demand, folder: str | Path) -> list[Path]:

@@ -23,7 +23,14 @@ import numpy as np
 from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
-from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, latest_start, nights
+from planner.operations import (
+    VehicleKind,
+    VehicleSpec,
+    add_working_minutes,
+    handling_minutes,
+    latest_start,
+    nights,
+)
 from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 
@@ -39,11 +46,25 @@ MAX_HANDOVER_KM = 150  # a PPK's vehicle should not drive further than this to h
 DIRECT_SLACK_H = 8.0  # drive direct unless handing over at a port is faster by more than this (a working day)
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
 GRAMS, CM3 = 1000, 1_000_000
+# the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
+MIN_LAYER_S = 3.0
+MIN_PART_S = 1.0  # the least search time of one origin's part of a layer (see _solve_layer)
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The TPS kit of one TPS (its boxes with their contents, its booths): never split across vehicles."""
+
+    pps: str
+    number: int  # the TPS number within the desa, 1-based
+    items: Mapping[str, int]
 
 
 @dataclass(frozen=True)
 class Shipment:
-    """Goods that must travel from `origin` to `destination` by `deadline` (minutes after the plan start)."""
+    """Goods that must travel from `origin` to `destination` by `deadline` (minutes after the plan start).
+
+    `kits` are the TPS kits among the items: each travels whole; the rest of `items` is split by unit."""
 
     destination: str
     origin: str
@@ -51,6 +72,7 @@ class Shipment:
     items: Mapping[str, int]
     deadline: int
     final: tuple[str, ...] = ()  # for a hub drop: the destinations whose goods these are
+    kits: tuple[Kit, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,7 @@ class DispatchState:
     base_release: Mapping[str, int] = field(default_factory=dict)
     hub_stock: tuple[HubStock, ...] = ()
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    kits_done: Mapping[str, frozenset[int]] = field(default_factory=dict)  # PPS -> TPS kits already there
 
     def release(self, base: str, minute: int = 0) -> int:
         return max(minute, self.not_before, self.base_release.get(base, 0))
@@ -102,6 +125,9 @@ class KabupatenTask:
     pps_deadline: int
     settings: SearchSettings
     state: DispatchState = DispatchState()
+    pps_kits: Mapping[str, tuple[Mapping[str, int], ...]] = field(
+        default_factory=dict
+    )  # PPS -> kits, TPS 1 first
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,8 @@ class Visit:
     departure: int
     deliver: Mapping[str, int] = field(default_factory=dict)
     load: Mapping[str, int] = field(default_factory=dict)
+    tps_kits: tuple[int, ...] = ()  # at a PPS: the TPS numbers of the kits handed over
+    kit_count: int = 0  # TPS kits handed over here (at a PPS, PPK or port): the handling time depends on it
 
 
 @dataclass(frozen=True)
@@ -184,6 +212,77 @@ def split_goods(
     return [dict(sorted(load.items())) for load in loads if load]
 
 
+def _fits(size: tuple[int, int], room: Sequence[int]) -> bool:
+    return size[0] <= room[0] and size[1] <= room[1]
+
+
+def split_kits(
+    items: Mapping[str, int],
+    kits: Sequence[Kit],
+    units: Mapping[str, ItemUnit],
+    cap_kg: float,
+    cap_m3: float,
+) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
+    """Split goods into loads that each fit one vehicle, every TPS kit whole: (items, kits) per load.
+
+    The kits go first, each into the first load with room (so a load holds mostly consecutive TPS);
+    the items that are not in a kit fill the room left, in whole units (bulkiest first), then new loads.
+    """
+    capacity = vehicle_capacity(cap_kg, cap_m3)
+    if _fits(integer_load(items, units), capacity):
+        return [(dict(items), tuple(kits))]
+    loose = dict(items)
+    loads: list[tuple[dict[str, int], list[Kit], list[int]]] = []
+    for kit in kits:
+        size = integer_load(kit.items, units)
+        if not _fits(size, capacity):
+            raise ValueError(f"the TPS kit {kit.number} of {kit.pps} does not fit a vehicle")
+        target = next((load for load in loads if _fits(size, load[2])), None)
+        if target is None:
+            target = ({}, [], list(capacity))
+            loads.append(target)
+        target[1].append(kit)
+        target[2][0] -= size[0]
+        target[2][1] -= size[1]
+        for item, qty in kit.items.items():
+            target[0][item] = target[0].get(item, 0) + qty
+            loose[item] = loose.get(item, 0) - qty
+    if any(q < 0 for q in loose.values()):
+        raise ValueError("the kits hold more than the goods")
+    loose = {i: q for i, q in loose.items() if q}
+    size = {i: integer_load({i: 1}, units) for i in loose}
+    order = sorted(loose, key=lambda i: (-max(size[i][0] / capacity[0], size[i][1] / capacity[1]), i))
+    for item in order:
+        left = loose[item]
+        unit_g, unit_cm3 = size[item]
+        if not _fits(size[item], capacity):
+            raise ValueError(f"one unit of {item} does not fit a vehicle")
+        while left:
+            target = next((load for load in loads if _fits(size[item], load[2])), None)
+            if target is None:
+                target = ({}, [], list(capacity))
+                loads.append(target)
+            room = target[2]
+            fit = min(left, room[0] // unit_g if unit_g else left, room[1] // unit_cm3 if unit_cm3 else left)
+            target[0][item] = target[0].get(item, 0) + fit
+            room[0] -= fit * unit_g
+            room[1] -= fit * unit_cm3
+            left -= fit
+    return [(dict(sorted(goods.items())), tuple(kit_list)) for goods, kit_list, _ in loads if goods]
+
+
+def kits_within(goods: Mapping[str, int], kits: Sequence[Kit]) -> tuple[Kit, ...]:
+    """The kits, in order, that the goods still hold whole (all of them, unless a re-plan moved some)."""
+    left = dict(goods)
+    chosen = []
+    for kit in kits:
+        if all(left.get(i, 0) >= q for i, q in kit.items.items()):
+            chosen.append(kit)
+            for i, q in kit.items.items():
+                left[i] -= q
+    return tuple(chosen)
+
+
 # ---------------------------------------------------------------- one layer
 
 
@@ -213,14 +312,15 @@ class _LayerOutcome:
 class LayerProblem:
     """A layer as a routing problem, and what is needed to read the engine's routes back as trips.
 
-    `loads[i]` is stop i of the problem: the shipment it belongs to and the goods of that load; `trip_owner[r]`
+    `loads[i]` is stop i of the problem: the shipment it belongs to, the goods of that load and the TPS kits
+    among them (whole, never split: the handling time at the stop depends on them); `trip_owner[r]`
     is vehicle row r: the physical vehicle and its trip number. `missed` holds the shipments that were left out
     before routing (no vehicle can carry them, or none can arrive before the deadline).
     """
 
     layer: _Layer
     problem: RoutingProblem | None  # None: nothing to route
-    loads: tuple[tuple[int, dict[str, int]], ...]
+    loads: tuple[tuple[int, dict[str, int], tuple[Kit, ...]], ...]
     trip_owner: tuple[tuple[VehicleSpec, int], ...]
     candidates: Mapping[int, tuple[VehicleSpec, ...]]
     missed: Mapping[int, Missed]
@@ -253,13 +353,16 @@ def _too_late(shipment: Shipment, earliest: int, part: str = "") -> Missed:
 
 def _layer_loads(
     layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix]
-) -> tuple[list[tuple[int, dict[str, int]]], dict[int, tuple[VehicleSpec, ...]], dict[int, Missed]]:
-    """Split each shipment into vehicle loads; shipments no vehicle can carry in time are missed instead.
+) -> tuple[
+    list[tuple[int, dict[str, int], tuple[Kit, ...]]], dict[int, tuple[VehicleSpec, ...]], dict[int, Missed]
+]:
+    """Split each shipment into vehicle loads, each TPS kit whole in one load (`split_kits`); shipments no
+    vehicle can carry in time are missed instead.
 
     A shipment whose deadline falls before the earliest possible arrival never reaches the engine (its time
     window would be empty): it is missed as too_late, and the rest of the layer is planned."""
     units = {u.id: u for u in task.items}
-    loads: list[tuple[int, dict[str, int]]] = []
+    loads: list[tuple[int, dict[str, int], tuple[Kit, ...]]] = []
     candidates: dict[int, tuple[VehicleSpec, ...]] = {}
     missed: dict[int, Missed] = {}
     for s_index, shipment in enumerate(layer.shipments):
@@ -279,10 +382,25 @@ def _layer_loads(
         if earliest > shipment.deadline:
             missed[s_index] = _too_late(shipment, earliest)
             continue
-        biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
-        for load in split_goods(shipment.items, units, biggest.capacity_kg, biggest.capacity_m3):
-            loads.append((s_index, load))
+        for load, kits in _split_for(shipment, able, units):
+            loads.append((s_index, load, kits))
     return loads, candidates, missed
+
+
+def _split_for(
+    shipment: Shipment, able: Sequence[VehicleSpec], units: Mapping[str, ItemUnit]
+) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
+    """The shipment's loads, each small enough for every vehicle that can take it (so a PPK's 4WD can carry any
+    load of a desa its open-bed pikap also reaches); a vehicle with more room takes several loads on one trip.
+    Loads sized for the biggest vehicle instead left the smaller ones idle and the biggest out of trips.
+    When a TPS kit does not fit the smallest vehicle, the loads are sized for the biggest."""
+    kg = min(v.kind.capacity_kg for v in able)
+    m3 = min(v.kind.capacity_m3 for v in able)
+    try:
+        return split_kits(shipment.items, shipment.kits, units, kg, m3)
+    except ValueError:
+        biggest = max((v.kind for v in able), key=lambda k: (k.capacity_kg * k.capacity_m3, k.type_id))
+        return split_kits(shipment.items, shipment.kits, units, biggest.capacity_kg, biggest.capacity_m3)
 
 
 def _vehicle_classes(
@@ -307,12 +425,12 @@ def _vehicle_classes(
 
 
 def _trips_per_base(
-    layer: _Layer, loads: Sequence[tuple[int, dict[str, int]]], units: Mapping[str, ItemUnit]
+    layer: _Layer, loads: Sequence[tuple[int, dict[str, int], tuple[Kit, ...]]], units: Mapping[str, ItemUnit]
 ) -> dict[str, int]:
     """How many chained trips each vehicle of a base may drive: enough to carry the base's goods, plus a spare
     (whole stops do not pack loads perfectly), at most MAX_TRIPS."""
     base_load: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for s_index, load in loads:
+    for s_index, load, _ in loads:
         kg, m3 = goods_weight(load, units)
         base_load[layer.shipments[s_index].origin][0] += kg
         base_load[layer.shipments[s_index].origin][1] += m3
@@ -378,13 +496,13 @@ def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, 
     trips_at = _trips_per_base(layer, loads, units)
     vehicles, trip_owner, rows_of = _vehicle_rows(layer, task, type_ids, loc_index, trips_at)
     stops = []
-    for s_index, load in loads:
+    for s_index, load, kits in loads:
         shipment = layer.shipments[s_index]
         stops.append(
             Stop(
                 loc=loc_index[shipment.destination],
                 demand=integer_load(load, units),
-                service=max(v.kind.unload_min for v in candidates[s_index]),
+                service=max(handling_minutes(v.kind, len(kits)) for v in candidates[s_index]),
                 window=(0, shipment.deadline),
                 allowed_vehicles=tuple(i for v in candidates[s_index] for i in rows_of[v.vehicle_id]),
                 penalty=DROP_PENALTY,
@@ -422,11 +540,12 @@ def _read_trip(built: LayerProblem, route, task: KabupatenTask, paths: Mapping[s
     legs: list[str] = []
     at = spec.base
     for v in route.visits:
-        s_index, load = built.loads[v.stop]
+        s_index, load, kits = built.loads[v.stop]
         node = layer.shipments[s_index].destination
         legs += matrix.path_legs(at, node)
-        departure = add_working_minutes(v.arrival, kind.unload_min, hours, day_start)
-        visits.append(Visit(node, v.arrival, departure, deliver=load))
+        departure = add_working_minutes(v.arrival, handling_minutes(kind, len(kits)), hours, day_start)
+        numbers = tuple(k.number for k in kits) if node.startswith("pps:") else ()
+        visits.append(Visit(node, v.arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
         at = node
     legs += matrix.path_legs(at, spec.base)
     visits.append(Visit(spec.base, route.end_time, route.end_time))
@@ -456,7 +575,7 @@ def read_layer(
             served_loads[s_index] += 1
     missed = dict(built.missed)
     expected: dict[int, int] = defaultdict(int)
-    for s_index, _ in built.loads:
+    for s_index, _, _ in built.loads:
         expected[s_index] += 1
     for s_index, count in expected.items():
         if served_loads[s_index] < count:
@@ -482,6 +601,55 @@ def read_layer(
 
 
 def _solve_layer(
+    layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
+) -> _LayerOutcome:
+    """Solve a layer. A vehicle only carries goods from its own base, so a layer with several origins (the PPKs
+    of tier 2, the ports) falls apart into one routing problem per origin: each is solved on its own, which
+    the search handles far better than one problem of all of them (whose local moves rarely cross a base's
+    fleet), and the outcomes are merged. The time is shared by stops; in deterministic mode every part keeps
+    the whole limit, which is then only a safety net."""
+    origins = sorted({s.origin for s in layer.shipments})
+    if len(origins) <= 1:
+        return _solve_origin(layer, task, paths, time_limit)
+    parts = []
+    for origin in origins:
+        indices = [i for i, s in enumerate(layer.shipments) if s.origin == origin]
+        part = replace(
+            layer,
+            shipments=[layer.shipments[i] for i in indices],
+            vehicles=[v for v in layer.vehicles if v.base == origin],
+        )
+        share = len(indices) / len(layer.shipments)
+        limit = time_limit if task.settings.deterministic else max(MIN_PART_S, time_limit * share)
+        parts.append((indices, _solve_origin(part, task, paths, limit)))
+    return _merge_outcomes(layer, parts)
+
+
+def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcome]]) -> _LayerOutcome:
+    """The outcomes of a layer's parts (see `_solve_layer`) as one, shipment indices back to the layer's."""
+    trips: list[Trip] = []
+    arrivals: dict[int, int] = {}
+    missed: dict[int, Missed] = {}
+    latest_release: dict[str, int] = {}
+    stats: dict = {"layer": layer.name, "stops": 0, "vehicles": len(layer.vehicles), "parts": len(parts)}
+    statuses, wall, per_vehicle = set(), 0.0, 0
+    for indices, outcome in parts:
+        trips += outcome.trips
+        arrivals.update({indices[i]: minute for i, minute in outcome.arrivals.items()})
+        missed.update({indices[i]: miss for i, miss in outcome.missed.items()})
+        latest_release.update(outcome.latest_release)
+        stats["stops"] += outcome.stats.get("stops", 0)
+        wall += outcome.stats.get("wall_s", 0.0)
+        per_vehicle = max(per_vehicle, outcome.stats.get("trips_per_vehicle", 0))
+        if "status" in outcome.stats:
+            statuses.add(outcome.stats["status"])
+    stats.update({"trips_per_vehicle": per_vehicle, "wall_s": round(wall, 2)})
+    if statuses:
+        stats["status"] = "/".join(sorted(statuses))
+    return _LayerOutcome(trips, arrivals, missed, stats, latest_release)
+
+
+def _solve_origin(
     layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
 ) -> _LayerOutcome:
     built = build_layer_problem(layer, task, paths)
@@ -596,15 +764,37 @@ def _latest_drop(
     task: KabupatenTask,
     hub: str,
     dests: Sequence[str],
-    deadline: int,
+    deadline: int | Mapping[str, int],
     tier: int,
     paths: Mapping[str, PathMatrix],
     origin_fleet: Sequence[VehicleSpec],
+    kit_count: Mapping[str, int] | None = None,
 ) -> int:
-    """The latest arrival at a hub that still lets its fastest vessel reach every destination in time."""
+    """The latest arrival at a hub that still lets its fastest vessel reach every destination in time.
+
+    `deadline`: one for all destinations, or one per destination (the coupled PPK deadlines differ);
+    `kit_count`: TPS kits per destination, which lengthen the handling at the hub and at each destination."""
+    return min(_latest_drops(task, hub, dests, deadline, tier, paths, origin_fleet, kit_count).values())
+
+
+def _latest_drops(
+    task: KabupatenTask,
+    hub: str,
+    dests: Sequence[str],
+    deadline: int | Mapping[str, int],
+    tier: int,
+    paths: Mapping[str, PathMatrix],
+    origin_fleet: Sequence[VehicleSpec],
+    kit_count: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Per destination, the latest arrival at the hub that lets the hub's fastest vessel make that destination's
+    own deadline (the unloading at the hub is that of the whole drop). See `_latest_drop`."""
     day = task.start_minute_of_day
-    unload = max((v.kind.unload_min for v in origin_fleet), default=0)
-    latest = deadline
+    kit_count = kit_count or {}
+    due = deadline if isinstance(deadline, Mapping) else dict.fromkeys(dests, deadline)
+    total_kits = sum(kit_count.get(d, 0) for d in dests)
+    unload = max((handling_minutes(v.kind, total_kits) for v in origin_fleet), default=0)
+    latest: dict[str, int] = {}
     for dest in dests:
         best = -(10**9)
         for v in task.vehicles:
@@ -613,25 +803,49 @@ def _latest_drop(
             hours = paths[v.type_id].hours_between(hub, dest)
             if not np.isfinite(hours):
                 continue
-            onward = v.kind.load_min + math.ceil(hours * 60) + v.kind.unload_min
-            start = latest_start(deadline, onward, v.kind.operating_hours, day)
+            onward = (
+                v.kind.load_min + math.ceil(hours * 60) + handling_minutes(v.kind, kit_count.get(dest, 0))
+            )
+            start = latest_start(due[dest], onward, v.kind.operating_hours, day)
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
-        latest = min(latest, best)
+        latest[dest] = min(due[dest], best)
     return latest
 
 
 @dataclass(frozen=True)
 class _Context:
-    """What every pass over a kabupaten shares: its warehouse and the shortest paths per vehicle type."""
+    """What every pass over a kabupaten shares: its warehouse, the shortest paths per vehicle type, and the TPS
+    kits still to deliver per destination (a PPS: its own, TPS 1 first; a PPK: those of all its PPS)."""
 
     task: KabupatenTask
     warehouse: str
     paths: Mapping[str, PathMatrix]
     any_mode: PathMatrix
+    kits: Mapping[str, tuple[Kit, ...]] = field(default_factory=dict)
 
     @property
     def n_stops(self) -> int:
         return len(self.task.ppk_goods) + len(self.task.pps_goods)
+
+    def kits_in(self, destination: str, goods: Mapping[str, int]) -> tuple[Kit, ...]:
+        """The TPS kits for `destination` that `goods` hold whole."""
+        return kits_within(goods, self.kits.get(destination, ()))
+
+
+def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
+    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out) and per PPK."""
+    done = task.state.kits_done
+    pps_kits = {
+        pps: tuple(
+            Kit(pps, n, dict(items)) for n, items in enumerate(kits, start=1) if n not in done.get(pps, ())
+        )
+        for pps, kits in sorted(task.pps_kits.items())
+    }
+    ppk_kits: dict[str, list[Kit]] = defaultdict(list)
+    for pps, kits in pps_kits.items():
+        if pps in task.pps_ppk:
+            ppk_kits[task.pps_ppk[pps]].extend(kits)
+    return {**pps_kits, **{ppk: tuple(kits) for ppk, kits in ppk_kits.items()}}
 
 
 def _context(task: KabupatenTask) -> _Context:
@@ -645,7 +859,8 @@ def _context(task: KabupatenTask) -> _Context:
         type_id: shortest_paths(network, kind.speeds, sources=sources)
         for type_id, kind in sorted({v.type_id: v.kind for v in task.vehicles}.items())
     }
-    return _Context(task, wh, paths, shortest_paths(network, ALL_MODES_SPEEDS, sources=sources))
+    any_mode = shortest_paths(network, ALL_MODES_SPEEDS, sources=sources)
+    return _Context(task, wh, paths, any_mode, _destination_kits(task))
 
 
 @dataclass
@@ -682,13 +897,37 @@ class _Pass:
     def run(
         self, name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
     ) -> _LayerOutcome:
-        """Solve one layer with its share of the time budget and book its trips."""
+        """Solve one layer with its share of the time budget and book its trips.
+
+        Shipments the search left out for "capacity" are tried once more on their own, with the vehicles
+        free after the trips just booked: on a short budget the search can leave a stop out that a truck
+        standing idle could take (Kombeng, Kutai Timur: dropped at 3 and 10 s, served at 30 s)."""
+        outcome = self._solve(name, tier, shipments, vehicles, release)
+        left = sorted(i for i, miss in outcome.missed.items() if miss.reason == "capacity")
+        if not left:
+            return outcome
+        again = self._solve(f"{name} (left over)", tier, [shipments[i] for i in left], vehicles, release)
+        arrivals, missed = dict(outcome.arrivals), dict(outcome.missed)
+        for j, i in enumerate(left):
+            if j in again.missed:
+                missed[i] = again.missed[j]
+            else:
+                missed.pop(i)
+                arrivals[i] = again.arrivals[j]
+        latest = dict(outcome.latest_release)
+        for base, minute in again.latest_release.items():
+            latest[base] = min(latest.get(base, minute), minute)
+        return _LayerOutcome(outcome.trips + again.trips, arrivals, missed, outcome.stats, latest)
+
+    def _solve(
+        self, name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
+    ) -> _LayerOutcome:
         share = max(len(shipments), 1) / max(self.ctx.n_stops, 1)
         warm = {k: v for k, v in self.warm_routes.items() if k[1] == tier}
         layer = _Layer(
             name, tier, shipments, vehicles, release, dict(self.available), dict(self.trips_used), warm
         )
-        outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(1.0, self.budget * share))
+        outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(MIN_LAYER_S, self.budget * share))
         for trip in outcome.trips:
             self.available[trip.vehicle_id] = max(
                 self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
@@ -727,10 +966,12 @@ def _first_leg(
     can (with a drop deadline that leaves the boats time). Destinations with no way are booked unserved."""
     task, ctx = run.ctx.task, run.ctx
     direct, via_hub = [], defaultdict(list)
+    kits = {d: ctx.kits_in(d, goods[d]) for d in goods}
     for dest in sorted(goods):
         choice, hub = _route_choice(task, origin_of[dest], dest, tier, ctx.paths, ctx.any_mode)
         if choice == "direct":
-            direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], run.deadline_of(dest, deadline)))
+            due = run.deadline_of(dest, deadline)
+            direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], due, kits=kits[dest]))
         elif choice == "hub":
             via_hub[(origin_of[dest], hub)].append(dest)
         else:
@@ -742,17 +983,30 @@ def _first_leg(
             run.unserved.append(Missed(dest, choice, detail))
     origins = set(origin_of.values())
     origin_fleet = [v for v in task.vehicles if tier in v.kind.tiers and v.base in origins]
+    released = {base: task.state.release(base, minute) for base, minute in release.items()}
     drops = []
     for (origin, hub), dests in sorted(via_hub.items()):
-        due = min(run.deadline_of(d, deadline) for d in dests)
-        latest = _latest_drop(task, hub, dests, due, tier, ctx.paths, origin_fleet)
+        # each destination's own deadline: one destination's early (coupled) deadline must not become all of
+        # theirs, and one the drop cannot make in any case falls back to the calendar's
+        due = {d: run.deadline_of(d, deadline) for d in dests}
+        counts = {d: len(kits[d]) for d in dests}
+        latest_of = _latest_drops(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
+        at_hub = _fastest_arrival(ctx, origin_fleet, origin, hub, released.get(origin, 0), unload=False)
+        given_up = [d for d in dests if latest_of[d] < at_hub and due[d] < deadline]
+        if given_up:
+            for d in given_up:  # so the boats from the hub plan with the calendar's deadline too
+                run.ppk_deadline.pop(d, None)
+                due[d] = deadline
+            latest_of = _latest_drops(task, hub, dests, due, tier, ctx.paths, origin_fleet, counts)
+        latest = min(latest_of.values())
         if latest < 0:
             run.unserved.extend(
                 Missed(d, "too_late", f"the boats at {hub} cannot make the deadline") for d in dests
             )
             continue
-        drops.append(Shipment(hub, origin, tier, add_goods(*(goods[d] for d in dests)), latest, tuple(dests)))
-    released = {base: task.state.release(base, minute) for base, minute in release.items()}
+        dropped = add_goods(*(goods[d] for d in dests))
+        drop_kits = tuple(k for d in dests for k in kits[d])
+        drops.append(Shipment(hub, origin, tier, dropped, latest, tuple(dests), drop_kits))
     source = "warehouse" if tier == 1 else "PPK"
     outcome = run.run(f"tier {tier}: from {source}", tier, direct + drops, origin_fleet, released)
     return _FirstLeg(direct + drops, outcome)
@@ -778,7 +1032,10 @@ def _deliver(
             hub_release[stock.hub] = task.state.release(
                 stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
             )
-            onward.append(Shipment(stock.destination, stock.hub, tier, stock.items, deadline))
+            stock_kits = run.ctx.kits_in(stock.destination, stock.items)
+            onward.append(
+                Shipment(stock.destination, stock.hub, tier, stock.items, deadline, kits=stock_kits)
+            )
     for s_index, shipment in enumerate(first.shipments):
         if s_index in first.outcome.missed:
             miss = first.outcome.missed[s_index]
@@ -789,7 +1046,14 @@ def _deliver(
             ready = first.outcome.arrivals[s_index]
             hub_release[shipment.destination] = max(hub_release.get(shipment.destination, 0), ready)
             onward += [
-                Shipment(d, shipment.destination, tier, goods[d], run.deadline_of(d, deadline))
+                Shipment(
+                    d,
+                    shipment.destination,
+                    tier,
+                    goods[d],
+                    run.deadline_of(d, deadline),
+                    kits=run.ctx.kits_in(d, goods[d]),
+                )
                 for d in shipment.final
             ]
         else:
@@ -837,15 +1101,23 @@ def _plan_pass(
 
 
 def _fastest_arrival(
-    ctx: _Context, fleet: Sequence[VehicleSpec], origin: str, dest: str, ready: int
+    ctx: _Context,
+    fleet: Sequence[VehicleSpec],
+    origin: str,
+    dest: str,
+    ready: int,
+    kits: int = 0,
+    unload: bool = True,
 ) -> float:
-    """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`."""
+    """The earliest minute one of `fleet` (based at `origin`, goods there at `ready`) has unloaded at `dest`
+    (the hand-over of `kits` TPS kits included); with `unload` False, the earliest minute it arrives there."""
     best = math.inf
     for v in fleet:
         matrix = ctx.paths[v.type_id]
         if v.base != origin or not matrix.there_and_back(origin, dest):
             continue
-        work = v.kind.load_min + math.ceil(matrix.hours_between(origin, dest) * 60) + v.kind.unload_min
+        travel = math.ceil(matrix.hours_between(origin, dest) * 60)
+        work = v.kind.load_min + travel + (handling_minutes(v.kind, kits) if unload else 0)
         best = min(
             best, add_working_minutes(ready, work, v.kind.operating_hours, ctx.task.start_minute_of_day)
         )
@@ -854,20 +1126,31 @@ def _fastest_arrival(
 
 def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
     """A lower bound on the minute each PPK can have its goods: the fastest warehouse vehicle driving straight
-    there, or to the port whose fastest boat then takes them on; the warehouse release when neither can."""
+    there, or to the port whose fastest boat then takes them on; the warehouse release when neither can.
+
+    At a port the warehouse vehicle hands over the kits of every PPK served from there (one drop, as
+    `_first_leg` plans it), so that a deadline set to this minute still leaves the drop a feasible window."""
     task = ctx.task
     release = task.state.release(ctx.warehouse)
     fleet = [v for v in task.vehicles if 1 in v.kind.tiers]
     earliest = dict(task.state.ppk_ready)
-    for ppk in sorted(set(task.ppk_goods) - set(earliest)):
-        choice, hub = _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode)
+    todo = sorted(set(task.ppk_goods) - set(earliest))
+    choices = {ppk: _route_choice(task, ctx.warehouse, ppk, 1, ctx.paths, ctx.any_mode) for ppk in todo}
+    kit_count = {ppk: len(ctx.kits_in(ppk, task.ppk_goods[ppk])) for ppk in todo}
+    drop_kits: dict[str, int] = defaultdict(int)
+    for ppk, (choice, hub) in choices.items():
+        if choice == "hub":
+            drop_kits[hub] += kit_count[ppk]
+    for ppk in todo:
+        choice, hub = choices[ppk]
+        kits = kit_count[ppk]
         best = math.inf
         if choice == "direct":
-            best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release)
+            best = _fastest_arrival(ctx, fleet, ctx.warehouse, ppk, release, kits)
         elif choice == "hub":
-            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release)
+            at_hub = _fastest_arrival(ctx, fleet, ctx.warehouse, hub, release, drop_kits[hub])
             if math.isfinite(at_hub):
-                best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)))
+                best = _fastest_arrival(ctx, fleet, hub, ppk, task.state.release(hub, int(at_hub)), kits)
         earliest[ppk] = int(best) if math.isfinite(best) else release
     return earliest
 
@@ -881,7 +1164,8 @@ def _chain_on_time(
     day: int,
 ) -> bool:
     """Whether one vehicle's trips, driven in the same order but leaving no earlier than `release`, still reach
-    every stop by its deadline (work pauses outside the operating hours, as in the engine)."""
+    every stop by its deadline (work pauses outside the operating hours, and each hand-over takes the BAST time
+    plus the time per TPS kit handed over, as in the engine)."""
     hours = kind.operating_hours
     clock = release
     for trip in trips:
@@ -893,7 +1177,7 @@ def _chain_on_time(
             clock = add_working_minutes(clock, work, hours, day)
             if clock > deadline_of[(trip.base, visit.node_id)]:
                 return False
-            at, work = visit.node_id, kind.unload_min
+            at, work = visit.node_id, handling_minutes(kind, visit.kit_count)
         clock = add_working_minutes(
             clock, work + math.ceil(matrix.hours_between(at, trip.base) * 60), hours, day
         )
@@ -990,12 +1274,13 @@ def _coupled_deadlines(
     PPK altogether, and the retry rule (`_next_deadlines`) tightens it if its desa are then left over."""
     task = ctx.task
     fleet = [v for v in task.vehicles if v.base == ctx.warehouse and 1 in v.kind.tiers]
-    unload = max((v.kind.unload_min for v in fleet), default=0)
     hours = next((v.kind.operating_hours for v in fleet), None)
     deadlines = {}
     for ppk, minute in latest.items():
         if ppk in task.state.ppk_ready:
             continue
+        kits = len(ctx.kits_in(ppk, task.ppk_goods.get(ppk, {})))  # all its kits: no load holds more
+        unload = max((handling_minutes(v.kind, kits) for v in fleet), default=0)
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
         if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
             deadlines[ppk] = min(task.ppk_deadline, arrive_by)

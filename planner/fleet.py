@@ -12,7 +12,8 @@ A fleet file has two parts:
         rapids_speed_kmh: null      # river speed on the riam (rapids) stretch, both directions
         operating_hours: {start: "06:00", end: "18:00"}   # local time; null = may also travel at night
         load_min: 60                # minutes to load at the start of a trip
-        unload_min: 30              # minutes to unload at each stop
+        unload_min: 15              # minutes at each stop that hands over goods: the BAST record
+        unload_min_per_kit: 1.5     # and minutes per TPS kit handed over (optional, default 0)
         cost_per_km: 7500           # IDR
         cost_per_day: 1500000       # IDR per day used
         tier: "1"                   # "1" warehouse -> PPK, "2" PPK -> PPS, or "both"
@@ -108,6 +109,7 @@ class VehicleTypeSpec(_Strict):
     operating_hours: OperatingHours | None
     load_min: int = Field(ge=0, le=MAX_MINUTES)
     unload_min: int = Field(ge=0, le=MAX_MINUTES)
+    unload_min_per_kit: float = Field(default=0, ge=0, le=60)
     cost_per_km: float = Field(ge=0, le=MAX_COST_PER_KM)
     cost_per_day: float = Field(ge=0, le=MAX_COST_PER_DAY)
     tier: Literal["1", "2", "both"]
@@ -213,6 +215,7 @@ class VehicleType:
     cost_per_day: float
     tiers: frozenset[int]
     road_class_speed_kmh: Mapping[str, float] = field(default_factory=dict)
+    unload_min_per_kit: float = 0.0  # minutes per TPS kit handed over, on top of unload_min
 
     def travel_speeds(self) -> TravelSpeeds:
         return TravelSpeeds(dict(self.speed_kmh), self.rapids_speed_kmh, dict(self.road_class_speed_kmh))
@@ -264,6 +267,7 @@ def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
         cost_per_day=spec.cost_per_day,
         tiers=tiers,
         road_class_speed_kmh=dict(spec.road_class_speed_kmh),
+        unload_min_per_kit=spec.unload_min_per_kit,
     )
 
 

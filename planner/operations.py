@@ -6,6 +6,8 @@ after the plan start; `start_minute_of_day` is the local clock time of the plan 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from planner.paths import TravelSpeeds
@@ -26,6 +28,7 @@ class VehicleKind:
     unload_min: int
     cost_per_km: float
     cost_per_day: float
+    unload_min_per_kit: float = 0.0  # minutes per TPS kit handed over, on top of unload_min (the BAST)
 
     @property
     def modes(self) -> frozenset[str]:
@@ -43,6 +46,27 @@ class VehicleSpec:
     @property
     def type_id(self) -> str:
         return self.kind.type_id
+
+
+def handling_minutes(kind: VehicleKind, kits: int) -> int:
+    """Minutes to hand over goods at a stop: the fixed `unload_min` (BAST record) plus a time per TPS kit."""
+    return kind.unload_min + math.ceil(kind.unload_min_per_kit * max(kits, 0) - 1e-9)
+
+
+def kits_handed_over(
+    deliver: Mapping[str, int], marker: tuple[str, int] | None, tps_kits: Sequence[int] = ()
+) -> int:
+    """TPS kits in a delivery: the listed kit numbers at a PPS, else counted by the marker item.
+
+    `marker` is (item id, units per kit) of an item every kit holds the same number of (the ballot
+    boxes); None when the catalog has no TPS kit.
+    """
+    if tps_kits:
+        return len(tps_kits)
+    if marker is None:
+        return 0
+    item, per = marker
+    return deliver.get(item, 0) // per if per > 0 else 0
 
 
 def is_open(minute: int, hours: tuple[int, int] | None, start_minute_of_day: int) -> bool:

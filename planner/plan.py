@@ -53,6 +53,10 @@ class Stop(_Model):
     departure: AwareDatetime
     deliver: dict[str, int] = Field(default_factory=dict, description="item id -> units unloaded here")
     load: dict[str, int] = Field(default_factory=dict, description="item id -> units loaded here")
+    tps_kits: list[int] = Field(
+        default_factory=list,
+        description="at a PPS: the TPS numbers (1-based within the desa) of the TPS kits handed over here",
+    )
 
 
 class Route(_Model):

@@ -34,7 +34,7 @@ from planner.dispatch import (
 )
 from planner.errors import InputError
 from planner.network import Network
-from planner.operations import VehicleSpec, add_working_minutes
+from planner.operations import VehicleSpec, add_working_minutes, handling_minutes, kits_handed_over
 from planner.paths import shortest_paths
 from planner.plan import Plan, Replan, Route, ScenarioRef, Stop, Unserved, content_hash, to_json
 from planner.scenario import ScenarioInputs
@@ -238,7 +238,8 @@ def continue_trip(
             returned = add_goods(returned, stop.deliver)
             skipped.append(stop)
             continue
-        departure = add_working_minutes(arrival, kind.unload_min, hours, day)
+        kits = kits_handed_over(stop.deliver, expect.kit_marker, stop.tps_kits)
+        departure = add_working_minutes(arrival, handling_minutes(kind, kits), hours, day)
         legs += matrix.path_legs(node, stop.node_id)
         stops.append(
             stop.model_copy(update={"arrival": expect.at(arrival), "departure": expect.at(departure)})
@@ -318,6 +319,7 @@ def dispatch_state(
         return hub, tier, warehouse if tier == 1 else task.pps_ppk.get(destination, "")
 
     delivered: dict[str, dict[str, int]] = defaultdict(dict)
+    kits_done: dict[str, set[int]] = defaultdict(set)
     arrived: dict[str, int] = {}
     port_in: dict[tuple, dict[str, int]] = defaultdict(dict)  # (port, tier, origin) -> goods dropped there
     port_out: dict[tuple, dict[str, int]] = defaultdict(dict)  # ... -> goods its vessels delivered onward
@@ -340,6 +342,7 @@ def dispatch_state(
                 port_in[key] = add_goods(port_in[key], stop.deliver)
             else:
                 delivered[stop.node_id] = add_goods(delivered[stop.node_id], stop.deliver)
+                kits_done[stop.node_id].update(stop.tps_kits)
             if route.base.startswith(HUB_PREFIXES):
                 key = group(route.base, route.tier, stop.node_id)
                 port_out[key] = add_goods(port_out[key], stop.deliver)
@@ -409,6 +412,10 @@ def dispatch_state(
         for p in task.ppk_goods
         if p not in ppk_goods and not at_hub[p] and not lost.get(p)
     }
+    for ppk in task.ppk_goods:
+        # a PPK that still waits for some goods has the rest from kept trips: its vehicles leave after both
+        if ppk not in ppk_ready and ppk in arrived:
+            base_release[ppk] = max(base_release.get(ppk, 0), arrived[ppk])
     warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
     for route in sorted(dropped, key=lambda r: (r.vehicle_id, r.trip)):
         warm[(route.vehicle_id, route.tier)].append(tuple(s.node_id for s in _drops(route)))
@@ -420,6 +427,7 @@ def dispatch_state(
         base_release=base_release,
         hub_stock=tuple(stock),
         warm_routes={k: tuple(v) for k, v in warm.items()},
+        kits_done={node: frozenset(kits) for node, kits in kits_done.items() if kits},
     )
     stranded = {c.route.vehicle_id for c in continued if c.stranded}
     reduced = replace(

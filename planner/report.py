@@ -177,6 +177,17 @@ def route_km(route: Route, network: Any) -> float:
     return round(float(sum(legs.at[leg, "length_km"] for leg in route.legs if leg in legs.index)), 2)
 
 
+def kit_numbers_text(numbers: Sequence[int]) -> str:
+    """TPS numbers as short text: [1, 2, 3, 4, 7] -> '1-4, 7'; empty for none."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
 def manifest_frame(
     routes: Sequence[Route], network: Any, items: Sequence[ItemInfo], node_info: pd.DataFrame
 ) -> pd.DataFrame:
@@ -184,6 +195,7 @@ def manifest_frame(
 
     activity is `unload` (items delivered at the stop), `load` (items taken on at a transfer point), `stop`
     (the base or a pass-through stop), `trip total` or `total` (the sums of what was unloaded).
+    `tps_kits` names the TPS kits handed over at a PPS by their TPS numbers within the desa ("1-4, 7").
     """
     ids = [item.id for item in items]
     rows: list[dict[str, Any]] = []
@@ -203,6 +215,7 @@ def manifest_frame(
                 "kabupaten_code": _node_attr(network, stop.node_id, "kabupaten_code"),
                 "tps": node_info["tps"].get(stop.node_id, pd.NA),
                 "dpt": node_info["dpt"].get(stop.node_id, pd.NA),
+                "tps_kits": kit_numbers_text(stop.tps_kits),
                 "arrival": _local(stop.arrival),
                 "departure": _local(stop.departure),
             }
@@ -254,6 +267,7 @@ def manifest_frame(
         "kabupaten_code",
         "tps",
         "dpt",
+        "tps_kits",
         "arrival",
         "departure",
         *ids,

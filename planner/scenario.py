@@ -8,6 +8,8 @@
       figures: ../networks/kaltim/source/kpu_pilkada_2024.csv   # default: <network>/source/kpu_pilkada_2024.csv
       province_dpt: 2821202                # splits the DPT of kabupaten without a published figure
       kecamatan_dpt: common/kpu-kecamatan-dpt-2024.csv          # published kecamatan DPT to match (optional)
+      weight: pemilu2024_tps               # a desa's share: its TPS at the Pemilu 2024, or `area` (old rule)
+      desa_tps: ../networks/kaltim/source/desa_tps_pemilu2024.csv  # default: <network>/source/desa_tps_pemilu2024.csv
       elections: 2                         # elections held at every TPS that day
     # demand: {source: csv, path: my-dpt.csv, elections: 2}     # an officer's real desa_code,tps,dpt
     catalog: common/items.csv
@@ -39,11 +41,14 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 
 from planner.catalog import Item, load_catalog
 from planner.demand import (
+    WEIGHT_AREA,
+    WEIGHT_PEMILU2024_TPS,
     AllocationWeights,
     Demand,
     allocate_voters,
     build_demand,
     desa_of_network,
+    read_desa_tps,
     read_kabupaten_figures,
     read_kecamatan_dpt,
     read_voters_csv,
@@ -54,6 +59,7 @@ from planner.network import Network, load_network, network_dir
 from planner.settings import SearchSettings
 
 DEFAULT_FIGURES = Path("source") / "kpu_pilkada_2024.csv"
+DEFAULT_DESA_TPS = Path("source") / "desa_tps_pemilu2024.csv"
 _KABUPATEN_CODE = re.compile(r"^\d{2}\.\d{2}$")
 
 # Bounds of the numbers a scenario may hold. Each is far beyond any real plan and far below what breaks
@@ -79,6 +85,8 @@ class AllocationDemand(_Strict):
     figures: Path | None = None
     province_dpt: int | None = Field(default=None, gt=0, le=MAX_PROVINCE_DPT)
     kecamatan_dpt: Path | None = None
+    weight: Literal["pemilu2024_tps", "area"] = WEIGHT_PEMILU2024_TPS
+    desa_tps: Path | None = None  # method pemilu2024_tps: TPS per desa at the Pemilu 2024
     # a kelurahan counts this many times a desa of the same area; 100 would already put every voter in town
     kelurahan_factor: float = Field(default=AllocationWeights.kelurahan_factor, gt=0, le=100)
     area_exponent: float = Field(default=AllocationWeights.area_exponent, ge=0, le=1)
@@ -256,6 +264,7 @@ def _paths(
     demand: AllocationDemand | CsvDemand,
 ) -> ScenarioPaths:
     network = _resolve(folder, network)
+    desa_tps = None
     if isinstance(demand, CsvDemand):
         figures, kecamatan, voters = None, None, _resolve(folder, demand.path)
     else:
@@ -263,6 +272,12 @@ def _paths(
         figures = _resolve(folder, demand.figures) if demand.figures else default
         kecamatan = _resolve(folder, demand.kecamatan_dpt) if demand.kecamatan_dpt else None
         voters = None
+        if demand.weight == WEIGHT_PEMILU2024_TPS:
+            desa_tps = (
+                _resolve(folder, demand.desa_tps)
+                if demand.desa_tps
+                else network_dir(network) / DEFAULT_DESA_TPS
+            )
     return ScenarioPaths(
         network=network,
         catalog=_resolve(folder, catalog) if catalog else None,
@@ -270,6 +285,7 @@ def _paths(
         figures=figures,
         kecamatan_dpt=kecamatan,
         voters_csv=voters,
+        desa_tps=desa_tps,
     )
 
 
@@ -281,6 +297,7 @@ class ScenarioPaths:
     figures: Path | None  # allocation: published TPS/DPT per kabupaten
     kecamatan_dpt: Path | None  # allocation: published DPT per kecamatan
     voters_csv: Path | None  # csv: the officer's desa file
+    desa_tps: Path | None = None  # allocation by pemilu2024_tps: TPS per desa at the Pemilu 2024
 
 
 @dataclass(frozen=True)
@@ -420,7 +437,11 @@ def _demand_problems(
     if isinstance(demand, CsvDemand):
         files = [("demand.path", paths.voters_csv)]
     else:
-        files = [("demand.figures", paths.figures), ("demand.kecamatan_dpt", paths.kecamatan_dpt)]
+        files = [
+            ("demand.figures", paths.figures),
+            ("demand.kecamatan_dpt", paths.kecamatan_dpt),
+            ("demand.desa_tps", paths.desa_tps),
+        ]
     missing = [m for name, p in files if p is not None and (m := _file_problem(p, name, source))]
     if missing or not network_ok:
         return missing
@@ -429,10 +450,7 @@ def _demand_problems(
         if isinstance(demand, CsvDemand):
             read_voters_csv(paths.voters_csv, desa, None if kabupaten == "all" else kabupaten)
         else:
-            figures = read_kabupaten_figures(paths.figures, demand.province_dpt)
-            kecamatan = read_kecamatan_dpt(paths.kecamatan_dpt) if paths.kecamatan_dpt else None
-            weights = AllocationWeights(demand.kelurahan_factor, demand.area_exponent)
-            allocate_voters(desa, figures, kecamatan, weights)
+            _allocate(demand, paths, desa)
     except InputError as err:
         label = f"{display_path(Path(err.source))}: " if err.source else f"{source}: demand: "
         return [p if err.source and p.startswith(str(err.source)) else label + p for p in _sub_problems(err)]
@@ -523,6 +541,15 @@ def _safe_kabupaten(value: Any) -> Any:
 # ---------------------------------------------------------------- what a solve reads
 
 
+def _allocate(spec: AllocationDemand, paths: ScenarioPaths, desa: pd.DataFrame) -> pd.DataFrame:
+    """TPS and DPT per desa by the scenario's allocation method (demand.weight)."""
+    figures = read_kabupaten_figures(paths.figures, spec.province_dpt)
+    kecamatan = read_kecamatan_dpt(paths.kecamatan_dpt) if paths.kecamatan_dpt else None
+    weights = AllocationWeights(spec.kelurahan_factor, spec.area_exponent)
+    prior = read_desa_tps(paths.desa_tps, desa) if spec.weight != WEIGHT_AREA and paths.desa_tps else None
+    return allocate_voters(desa, figures, kecamatan, weights, prior)
+
+
 def load_demand(
     scenario: Scenario, network: Network, items: tuple[Item, ...], loaders: Loaders = Loaders()
 ) -> Demand:
@@ -534,10 +561,7 @@ def load_demand(
     if isinstance(spec, CsvDemand):
         voters = read_voters_csv(paths.voters_csv, desa, kabupaten)
     else:
-        figures = read_kabupaten_figures(paths.figures, spec.province_dpt)
-        kecamatan = read_kecamatan_dpt(paths.kecamatan_dpt) if paths.kecamatan_dpt else None
-        weights = AllocationWeights(spec.kelurahan_factor, spec.area_exponent)
-        voters = allocate_voters(desa, figures, kecamatan, weights)
+        voters = _allocate(spec, paths, desa)
     voters = voters[voters["kabupaten_code"].isin(kabupaten)].reset_index(drop=True)
     return build_demand(voters, items, spec.elections)
 

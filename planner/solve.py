@@ -86,6 +86,7 @@ def kabupaten_tasks(
                 ppk_deadline=expect.minute(expect.ppk_deadline),
                 pps_deadline=expect.minute(expect.pps_deadline),
                 settings=replace(settings, time_limit_s=settings.time_limit_s * share),
+                pps_kits={p: expect.pps_kits[p] for p in pps if p in expect.pps_kits},
             )
         )
     return tasks
@@ -131,6 +132,7 @@ def trip_route(trip: Trip, kabupaten_code: str, start: datetime) -> Route:
             departure=at(v.departure),
             deliver=dict(v.deliver),
             load=dict(v.load),
+            tps_kits=list(v.tps_kits),
         )
         for v in trip.visits
     ]

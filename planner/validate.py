@@ -27,7 +27,14 @@ import numpy as np
 from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.kpis import plan_kpis
 from planner.network import Network
-from planner.operations import VehicleKind, VehicleSpec, add_working_minutes, is_open
+from planner.operations import (
+    VehicleKind,
+    VehicleSpec,
+    add_working_minutes,
+    handling_minutes,
+    is_open,
+    kits_handed_over,
+)
 from planner.paths import shortest_paths
 from planner.plan import Plan, Route, content_hash, to_json
 
@@ -61,6 +68,8 @@ class Expectations:
     scenario_hash: str = ""
     blocked_legs: tuple[str, ...] = ()
     vehicle_kabupaten: Mapping[str, str] = field(default_factory=dict)
+    pps_kits: Mapping[str, tuple[Mapping[str, int], ...]] = field(default_factory=dict)  # TPS 1 first
+    kit_marker: tuple[str, int] | None = None  # (item, units per kit): counts the kits in a delivery
 
     @property
     def start_minute_of_day(self) -> int:
@@ -96,11 +105,14 @@ def vehicle_kind(vehicle_type) -> VehicleKind:
         unload_min=vehicle_type.unload_min,
         cost_per_km=vehicle_type.cost_per_km,
         cost_per_day=vehicle_type.cost_per_day,
+        unload_min_per_kit=vehicle_type.unload_min_per_kit,
     )
 
 
 def expectations(inputs: ScenarioInputs) -> Expectations:
     """Network, fleet, goods per PPS and PPK, calendar and file hash of a scenario, as plain data."""
+    from planner.catalog import kit_marker
+    from planner.demand import pps_kits
     from planner.plan import file_hash
 
     kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
@@ -130,6 +142,8 @@ def expectations(inputs: ScenarioInputs) -> Expectations:
         scenario_hash=file_hash(scenario.source) if scenario.source else "",
         blocked_legs=tuple(scenario.blocked_legs),
         vehicle_kabupaten={v.vehicle_id: v.kabupaten_code for v in inputs.fleet.vehicles},
+        pps_kits=pps_kits(inputs.demand),
+        kit_marker=kit_marker(inputs.items, inputs.demand.elections),
     )
 
 
@@ -183,6 +197,7 @@ def validate_plan(
     problems += _check_trips_do_not_overlap(plan)
     problems += _check_unserved(plan, expect, network, allow_unserved)
     problems += _check_balances(plan, expect)
+    problems += _check_kits(plan, expect)
     if not structural:
         problems += _check_kpis(plan, expect)
     return problems
@@ -446,7 +461,14 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
             out.append(
                 f"{label}: at {stop.node_id} departure {stop.departure} is before arrival {stop.arrival}"
             )
-        handling = kind.load_min if i == 0 else (kind.unload_min if stop.deliver or returns else 0)
+        if i == 0:
+            handling = kind.load_min
+        elif stop.deliver:  # the BAST record, plus the time per TPS kit handed over
+            handling = handling_minutes(
+                kind, kits_handed_over(stop.deliver, expect.kit_marker, stop.tps_kits)
+            )
+        else:
+            handling = kind.unload_min if returns else 0
         if departure + TOLERANCE_MIN < add_working_minutes(arrival, handling, hours, day):
             out.append(f"{label}: at {stop.node_id} leaves before {handling} min of handling are done")
         for what, t in (("arrives", arrival), ("leaves", departure)):
@@ -730,6 +752,41 @@ def _kpi_differences(got: object, want: object, path: str) -> list[tuple[str, ob
     if isinstance(want, numbers) and isinstance(got, numbers) and not isinstance(got, bool):
         return [] if math.isclose(got, want, abs_tol=KPI_TOLERANCE) else [(path, got, want)]
     return [] if got == want else [(path, got, want)]
+
+
+def _check_kits(plan: Plan, expect: Expectations) -> list[str]:
+    """At a PPS, TPS-kit items arrive only as the whole kits its stop names (`tps_kits`), each kit once."""
+    out: list[str] = []
+    seen: dict[str, set[int]] = defaultdict(set)
+    for route in plan.routes:
+        for stop in route.stops:
+            kits = expect.pps_kits.get(stop.node_id)
+            where = f"{_label(route)}: at {stop.node_id}"
+            if kits is None:
+                if stop.tps_kits and stop.node_id not in expect.pps_goods:
+                    out.append(f"{where}: names TPS kits {stop.tps_kits}, but only a PPS receives TPS kits")
+                continue
+            if not (stop.deliver or stop.tps_kits):
+                continue
+            unknown = [n for n in stop.tps_kits if not 1 <= n <= len(kits)]
+            if unknown:
+                out.append(f"{where}: no TPS kit {unknown[0]} (the desa has {len(kits)} TPS)")
+                continue
+            twice = sorted(
+                {n for n in stop.tps_kits if n in seen[stop.node_id] or stop.tps_kits.count(n) > 1}
+            )
+            if twice:
+                out.append(f"{where}: TPS kit {twice[0]} is handed over more than once")
+            seen[stop.node_id].update(stop.tps_kits)
+            kit_items = {i for kit in kits for i in kit}
+            named = add_goods(*(kits[n - 1] for n in stop.tps_kits))
+            handed = {i: q for i, q in stop.deliver.items() if i in kit_items}
+            if handed != named:
+                out.append(
+                    f"{where}: the TPS-kit items handed over are not the whole kits {stop.tps_kits or '[]'} "
+                    f"({_diff(handed, named)})"
+                )
+    return out
 
 
 def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:

@@ -9,7 +9,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.catalog import RULES, Item, ballots_per_election, load_catalog, with_reserve
+from planner.catalog import (
+    RULES,
+    Item,
+    ballots_per_election,
+    kit_m3,
+    kit_marker,
+    load_catalog,
+    tps_kit,
+    with_reserve,
+)
 from planner.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +34,9 @@ def test_shipped_catalog_has_fourteen_documented_lines():
     items = load_catalog(CATALOG)
     assert len(items) == 14
     assert len({i.id for i in items}) == 14
-    assert all(i.rule in RULES and i.source and i.unit_kg > 0 and i.unit_m3 > 0 for i in items)
+    # an item packed in the ballot boxes adds no volume to a load; its own volume is still documented
+    assert all(i.rule in RULES and i.source and i.unit_kg > 0 and i.volume_each > 0 for i in items)
+    assert all((i.unit_m3 == 0) == bool(i.packed_in) for i in items)
     ballots = [i for i in items if i.rule == "per_voter_reserve"]
     assert [(b.id, b.reserve_pct) for b in ballots] == [("surat_suara", Fraction(5, 2))]
     by_id = {i.id: i for i in items}
@@ -95,3 +106,38 @@ def test_missing_catalog_and_missing_columns(tmp_path):
     with pytest.raises(InputError) as err:
         load_catalog(path)
     assert "missing column 'unit_kg'" in str(err.value)
+
+
+def test_tps_kit_volume_is_its_assembled_boxes_and_flat_booths():
+    items = load_catalog(CATALOG)
+    by_id = {i.id: i for i in items}
+    box = by_id["kotak_suara"]
+    assert box.unit_m3 == pytest.approx(0.4 * 0.4 * 0.6)  # 40 x 40 x 60 cm, assembled
+    kit = tps_kit(items, 500, elections=2)
+    assert kit["kotak_suara"] == 2 and kit["bilik_suara"] == 4  # KPU Berau: 4 boxes, 8 booths for 2 TPS
+    assert kit["surat_suara"] == 2 * 513
+    assert "kemasan_pps" not in kit and "formulir_ppk" not in kit
+    assert kit_m3(items, 500, 2) == pytest.approx(2 * 0.096 + 4 * by_id["bilik_suara"].unit_m3)
+    assert kit_m3(items, 600, 2) == kit_m3(items, 1, 2)  # the ballots travel inside the boxes
+    assert kit_marker(items, 2) == ("kotak_suara", 2)
+    # everything packed inside fits in the boxes of the largest TPS
+    inside = sum(q * by_id[i].volume_each for i, q in tps_kit(items, 600, 1).items() if by_id[i].packed_in)
+    assert inside < 0.096
+
+
+def test_packing_must_name_a_box_and_fit_in_it(tmp_path):
+    path = tmp_path / "items.csv"
+    header = "id,name,rule,per,reserve_pct,unit_kg,unit_m3,packed_in,source\n"
+    box = "kotak,Kotak,per_election_per_tps,1,0,2,0.01,,s\n"
+    path.write_text(header + box + "kertas,Kertas,per_voter_reserve,1,0,0.005,0.0001,kotak,s\n")
+    with pytest.raises(InputError, match=r"contents of a 600-voter TPS \(0\.060 m3"):
+        load_catalog(path)
+    path.write_text(header + box + "kertas,Kertas,per_voter_reserve,1,0,0.005,0.000008,tas,s\n")
+    with pytest.raises(InputError, match="packed_in: 'tas' is not an unpacked item"):
+        load_catalog(path)
+    path.write_text(header + box + "terpal,Terpal,per_pps,1,0,2,0.01,kotak,s\n")
+    with pytest.raises(InputError, match="packed_in: only an item of the TPS kit"):
+        load_catalog(path)
+    path.write_text(header + box + "kertas,Kertas,per_voter_reserve,1,0,0.005,0.000008,kotak,s\n")
+    paper = {i.id: i for i in load_catalog(path)}["kertas"]
+    assert paper.unit_m3 == 0 and paper.volume_each == 0.000008

@@ -24,6 +24,8 @@ from planner.demand import (
     apportion_seats,
     build_demand,
     desa_of_network,
+    pps_kits,
+    read_desa_tps,
     read_kabupaten_figures,
     read_kecamatan_dpt,
     read_voters_csv,
@@ -31,6 +33,7 @@ from planner.demand import (
     write_demand,
 )
 from planner.errors import InputError
+from planner.scenario import load_inputs, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 NETWORK = ROOT / "networks" / "kaltim"
@@ -38,6 +41,8 @@ FIGURES = NETWORK / "source" / "kpu_pilkada_2024.csv"
 FACTS = NETWORK / "source" / "kpu_facts.md"
 KECAMATAN = ROOT / "scenarios" / "common" / "kpu-kecamatan-dpt-2024.csv"
 CATALOG = ROOT / "scenarios" / "common" / "items.csv"
+DESA_TPS = NETWORK / "source" / "desa_tps_pemilu2024.csv"
+SANGATTA_UTARA = "64.08.04.2001"  # Kutai Timur's capital: 155 TPS at the Pemilu 2024
 
 
 def published_fact(label: str) -> int:
@@ -76,8 +81,28 @@ def figures() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def voters(desa, figures) -> pd.DataFrame:
+def pemilu_tps(desa) -> pd.Series:
+    return read_desa_tps(DESA_TPS, desa)
+
+
+@pytest.fixture(scope="module")
+def voters(desa, figures, pemilu_tps) -> pd.DataFrame:
+    """The default allocation: desa weighted by their Pemilu 2024 TPS."""
+    return allocate_voters(desa, figures, read_kecamatan_dpt(KECAMATAN), desa_weight=pemilu_tps)
+
+
+@pytest.fixture(scope="module")
+def area_voters(desa, figures) -> pd.DataFrame:
+    """The old allocation (method area)."""
     return allocate_voters(desa, figures, read_kecamatan_dpt(KECAMATAN))
+
+
+def share_ratio(voters: pd.DataFrame, pemilu_tps: pd.Series) -> pd.Series:
+    """Each desa's share of its kabupaten DPT over its share of the kabupaten's Pemilu 2024 TPS."""
+    prior = voters["desa_code"].map(pemilu_tps)
+    kab = voters["kabupaten_code"]
+    share = voters["dpt"] / voters.groupby(kab)["dpt"].transform("sum")
+    return share / (prior / prior.groupby(kab).transform("sum"))
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +153,56 @@ def test_governor_ballots_within_one_percent_of_published(voters):
     assert abs(governor - target) / target < 0.01
 
 
-def test_allocation_is_deterministic(desa, figures, voters):
-    again = allocate_voters(desa, figures, read_kecamatan_dpt(KECAMATAN))
+def test_allocation_is_deterministic(desa, figures, voters, pemilu_tps):
+    again = allocate_voters(desa, figures, read_kecamatan_dpt(KECAMATAN), desa_weight=pemilu_tps)
     pd.testing.assert_frame_equal(again, voters)
+
+
+def test_pemilu_2024_file_covers_every_desa(desa, pemilu_tps):
+    assert sorted(pemilu_tps.index) == sorted(desa["desa_code"])
+    assert (pemilu_tps >= 1).all()
+    assert pemilu_tps[SANGATTA_UTARA] == 155  # the issue's figure, from the KawalPemilu TPS list
+    with DESA_TPS.open(encoding="utf-8") as handle:
+        assert pemilu_tps.sum() == sum(int(r["tps_pemilu2024"]) for r in csv.DictReader(handle))
+
+
+def test_sangatta_utara_gets_its_pemilu_2024_share(voters, pemilu_tps):
+    kutim = voters[voters["kabupaten_code"] == "64.08"]
+    share = pemilu_tps[SANGATTA_UTARA] / pemilu_tps[kutim["desa_code"]].sum()
+    expected = share * kutim["dpt"].sum()
+    got = int(kutim.loc[kutim["desa_code"] == SANGATTA_UTARA, "dpt"].iloc[0])
+    assert abs(got - expected) / expected < 0.25
+    assert got > 30_000  # the old area rule gave it 1,668
+
+
+def test_default_allocation_follows_pemilu_shares_where_the_area_rule_did_not(
+    voters, area_voters, pemilu_tps
+):
+    new, old = share_ratio(voters, pemilu_tps), share_ratio(area_voters, pemilu_tps)
+    off = lambda ratio: float(((ratio > 2) | (ratio < 0.5)).mean())  # noqa: E731
+    assert off(old) > 0.3  # the issue: 39 % of desa off by more than a factor 2
+    assert off(new) < 0.01
+    # only the published PPU kecamatan figures move desa away from their share, and not far
+    outside_ppu = voters["kabupaten_code"] != "64.09"
+    assert new[outside_ppu].between(0.9, 1.1).all()
+    assert new.between(0.75, 1.25).all()
+
+
+def test_pemilu_tps_file_errors_are_named(desa, tmp_path):
+    codes = desa["desa_code"].tolist()
+    path = tmp_path / "tps.csv"
+    rows = [f"{c},3" for c in codes[3:]] + ["64.99.99.2001,2", f"{codes[4]},2"]
+    rows[0] = f"{codes[3]},0"
+    path.write_text("desa_code,tps_pemilu2024\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        read_desa_tps(path, desa)
+    text = "\n".join(err.value.problems)
+    assert f"line 2 (desa {codes[3]}): tps_pemilu2024: must be at least 1" in text
+    assert "(desa 64.99.99.2001): desa_code: not a desa of this network" in text
+    assert f"(desa {codes[4]}): desa_code: given more than once" in text
+    path.write_text("desa_code,tps_pemilu2024\n" + "\n".join(f"{c},3" for c in codes[2:]) + "\n")
+    with pytest.raises(InputError, match="no row for 2 desa"):
+        read_desa_tps(path, desa)
 
 
 def test_weights_move_voters_towards_kelurahan(desa, figures):
@@ -324,3 +396,40 @@ def test_demand_command_writes_csv_and_prints_totals(tmp_path):
     assert "Mahakam Ulu" in result.output and "27,028" in result.output
     pps = pd.read_csv(tmp_path / "demand-pps.csv", dtype={"desa_code": str})
     assert len(pps) == 50 and pps["tps"].sum() == 77
+
+
+def test_scenario_chooses_the_weight_method(tmp_path, area_voters, voters):
+    text = (ROOT / "scenarios" / "kaltim-2024.yaml").read_text(encoding="utf-8")
+    text = text.replace("../networks", str(ROOT / "networks")).replace("common/", f"{ROOT}/scenarios/common/")
+    text = text.replace("kabupaten: all", 'kabupaten: ["64.08"]')
+    assert "weight: pemilu2024_tps" in text
+    default = tmp_path / "default.yaml"
+    default.write_text(text, encoding="utf-8")
+    area = tmp_path / "area.yaml"
+    area.write_text(text.replace("weight: pemilu2024_tps", "weight: area"), encoding="utf-8")
+    for path, expected in ((default, voters), (area, area_voters)):
+        scenario = load_scenario(path)
+        inputs = load_inputs(scenario)
+        got = inputs.demand.pps.set_index("desa_code")["dpt"]
+        want = expected[expected["kabupaten_code"] == "64.08"].set_index("desa_code")["dpt"]
+        pd.testing.assert_series_equal(got, want, check_names=False)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("weight: pemilu2024_tps", "weight: census"), encoding="utf-8")
+    with pytest.raises(InputError, match="demand.weight"):
+        load_scenario(bad)
+
+
+def test_tps_kits_add_up_to_the_pps_items(voters, items):
+    demand = build_demand(voters, items, elections=2)
+    kits = pps_kits(demand)
+    kit_ids = {i.id for i in items if i.in_tps_kit}
+    for row in demand.pps.sample(50, random_state=1).itertuples():
+        own = kits[row.node_id]
+        assert len(own) == row.tps
+        for item in items:
+            total = sum(k.get(item.id, 0) for k in own)
+            assert total == (getattr(row, item.id) if item.id in kit_ids else 0)
+        # every kit has its two ballot boxes and four booths; ballots follow the TPS's voters
+        assert all(k["kotak_suara"] == 2 and k["bilik_suara"] == 4 for k in own)
+        ballots = [k["surat_suara"] for k in own]
+        assert ballots == sorted(ballots, reverse=True)  # TPS 1 is the largest

@@ -22,7 +22,7 @@ from planner.dispatch import (
     plan_kabupaten,
 )
 from planner.network import Network
-from planner.operations import VehicleKind, VehicleSpec
+from planner.operations import VehicleKind, VehicleSpec, add_working_minutes
 from planner.paths import TravelSpeeds
 from planner.search import SearchSettings
 
@@ -234,3 +234,48 @@ def test_deterministic_dispatch_gives_the_same_trips(maps_network, state):
     second = plan_kabupaten(_task(maps_network, state=state))
     assert first.trips == second.trips and first.unserved == second.unserved
     assert all(t.visits[0].arrival >= state.not_before for t in first.trips)
+
+
+def test_the_chain_simulation_counts_the_kit_handling_as_the_engine_does(maps_network):
+    """The backward pass re-drives trips with the same handling as the engine: BAST plus a time per TPS kit."""
+    task = _task(maps_network)
+    ctx = _context(task)
+    slow = replace(PICKUP, unload_min_per_kit=30.0)
+    desa = "pps:64.99.01.2001"
+    matrix = ctx.paths["pickup"]
+    first = add_working_minutes(
+        0, slow.load_min + math.ceil(matrix.hours_between(PPK1, desa) * 60), slow.operating_hours, 6 * 60
+    )
+
+    def trip(kits: int) -> dispatch.Trip:
+        visits = (
+            dispatch.Visit(PPK1, 0, slow.load_min),
+            dispatch.Visit(desa, first, first, kit_count=kits),
+            dispatch.Visit(desa, first, first, kit_count=kits),
+            dispatch.Visit(PPK1, 0, 0),
+        )
+        return dispatch.Trip("pickup@ppk1#1", "pickup", PPK1, 2, 1, visits, ())
+
+    deadline = {(PPK1, desa): first + 100}  # the second hand-over must begin within 100 min of the first
+    assert dispatch._chain_on_time([trip(0)], 0, slow, matrix, deadline, 6 * 60)
+    assert not dispatch._chain_on_time([trip(10)], 0, slow, matrix, deadline, 6 * 60)  # 20 + 300 min
+
+
+def test_kits_travel_whole_and_name_their_tps_on_the_test_network(maps_network):
+    kits = {pps: ({"kit": 1}, {"kit": 1}) for pps in PPS_OF}
+    tiny = tuple(  # a pickup takes one kit a load: each PPS needs two loads
+        replace(v, kind=replace(v.kind, capacity_kg=15.0, capacity_m3=0.15)) if v.type_id == "pickup" else v
+        for v in _fleet()
+    )
+    result = plan_kabupaten(_task(maps_network, vehicles=tiny, pps_kits=kits))
+    assert result.failure == ""
+    got: dict[str, list[int]] = {}
+    for trip in result.trips:
+        for visit in trip.visits[1:-1]:
+            if visit.node_id.startswith("pps:"):
+                assert visit.kit_count == len(visit.tps_kits) == visit.deliver["kit"]
+                got.setdefault(visit.node_id, []).extend(visit.tps_kits)
+            else:
+                assert visit.tps_kits == () and visit.kit_count == visit.deliver.get("kit", 0)
+    served = set(PPS_OF) - set(_reasons(result))
+    assert served and all(sorted(got[p]) == [1, 2] for p in served)

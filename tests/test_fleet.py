@@ -169,6 +169,10 @@ def bad_fleet(tmp_path, change) -> Path:
             "bases[0].type: unknown vehicle type 'lorry'",
         ),
         (lambda r: r["bases"][0].update(count=-1), "bases[0].count: must be at least 0"),
+        (
+            lambda r: r["vehicle_types"]["pickup"].update(unload_min_per_kit=-2),
+            "vehicle_types.pickup.unload_min_per_kit: must be at least 0 (got -2)",
+        ),
     ],
 )
 def test_bad_fleet_is_rejected_with_file_and_field(tmp_path, change, expected):
@@ -262,3 +266,32 @@ def test_malformed_fleets_give_problems_not_tracebacks(raw, network, tmp_path_fa
     assert (spec is None) == bool(problems)
     if spec is not None:
         expand_fleet(spec, network)
+
+
+def test_every_default_vehicle_number_says_where_it_comes_from():
+    """Capacities, speeds, times and costs each carry a comment: a published spec or an assumption."""
+    lines = FLEET.read_text(encoding="utf-8").split("bases:")[0].splitlines()
+    numbers = ("capacity_kg", "capacity_m3", "speed_kmh", "rapids_speed_kmh", "load_min", "unload_min")
+    numbers += ("unload_min_per_kit", "cost_per_km", "cost_per_day")
+    checked = 0
+    for line in lines:
+        key = line.strip().split(":")[0]
+        if key in numbers:
+            checked += 1
+            note = line.partition("#")[2]
+            assert "assumption" in note or "spec" in note, line
+    types = yaml.safe_load(FLEET.read_text(encoding="utf-8"))["vehicle_types"].values()
+    assert checked == sum(k in body for body in types for k in numbers)  # every number of every type
+
+
+def test_handling_time_per_kit_is_read_and_defaults_to_zero(tmp_path):
+    spec = load_fleet_spec(FLEET)
+    assert spec.vehicle_types["pickup"].unload_min_per_kit > 0
+    assert all(t.unload_min_per_kit > 0 for t in spec.vehicle_types.values())
+    path = bad_fleet(tmp_path, lambda r: r["vehicle_types"]["truck"].pop("unload_min_per_kit"))
+    assert load_fleet_spec(path).vehicle_types["truck"].unload_min_per_kit == 0  # older fleet files
+
+
+def test_pickup_capacity_matches_a_double_cab_bed():
+    pickup = load_fleet_spec(FLEET).vehicle_types["pickup"]
+    assert 1.2 <= pickup.capacity_m3 <= 1.5  # not 3 m3: the bed is about 1.5 x 1.5 x 0.5 m

@@ -286,6 +286,7 @@ def test_validate_command_exit_1_names_the_violation_and_allow_unserved_accepts_
                 for item, qty in stop.deliver.items():
                     route.stops[0].load[item] -= qty
                 stop.deliver = {}
+                stop.tps_kits = []  # nor any of its TPS kits
     routes = [r for r in routes if r.stops[0].load]
     listed = sorted(
         [*plan.unserved, Unserved(node_id=pps, kabupaten_code=pps.split(":")[1][:5], reason="capacity")],

@@ -252,6 +252,7 @@ def test_report_command_with_a_scenario_uses_its_catalog_and_demand(tmp_path, ma
                     "kabupaten_code",
                     "tps",
                     "dpt",
+                    "tps_kits",  # the TPS numbers of the kits handed over (issue 12)
                     "arrival",
                     "departure",
                     "weight_kg",
