@@ -272,15 +272,20 @@ def split_kits(
 
 
 def kits_within(goods: Mapping[str, int], kits: Sequence[Kit]) -> tuple[Kit, ...]:
-    """The kits, in order, that the goods still hold whole (all of them, unless a re-plan moved some)."""
+    """The kits, in order, that the goods still hold whole (all of them, unless a re-plan moved some).
+
+    When a re-plan moved some kits of a PPK on (the goods say how much is left, not which kits), the smallest
+    kits are matched first: taking them in TPS order could leave out kits the goods do hold (a kit counted
+    short makes its handling time short)."""
     left = dict(goods)
-    chosen = []
-    for kit in kits:
+    chosen = set()
+    for index in sorted(range(len(kits)), key=lambda k: (sum(kits[k].items.values()), k)):
+        kit = kits[index]
         if all(left.get(i, 0) >= q for i, q in kit.items.items()):
-            chosen.append(kit)
+            chosen.add(index)
             for i, q in kit.items.items():
                 left[i] -= q
-    return tuple(chosen)
+    return tuple(kit for index, kit in enumerate(kits) if index in chosen)
 
 
 # ---------------------------------------------------------------- one layer
