@@ -19,13 +19,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from planner.fileio import write_json, write_text
+from bench.benchmarks_md import replace_section
+from planner.fileio import write_json
 from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "contingency-incremental.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- contingency-incremental:begin -->", "<!-- contingency-incremental:end -->"
 TOP = 20
 
 
@@ -77,7 +76,6 @@ def render() -> None:
     inc, scr = record["incremental"], record["from_scratch"]
     env = record["environment"]
     lines = [
-        BEGIN,
         f"Scenario `{record['scenario']}`, `--legs used`"
         + (f" (the {record['limit']} busiest legs)" if record["limit"] else "")
         + f", one worker; {env.get('cores', '?')} cores, load average at the start "
@@ -91,16 +89,8 @@ def render() -> None:
         f"Speed-up per case: {record['speedup']}x. Top {TOP} identical in order: {record['top_identical']}; "
         f"as a set: {record['top_same_set']}. Legs whose loss cuts off other desa in one method than in the "
         f"other: {', '.join(record['legs_cutting_off_other_desa']) or 'none'}.",
-        END,
     ]
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    block = "\n".join(lines)
-    if BEGIN in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Contingency: incremental N-1 cases\n\n" + block + "\n"
-    write_text(BENCHMARKS_MD, text)
+    replace_section("contingency-incremental", "\n".join(lines), "Contingency: incremental N-1 cases")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from planner.fileio import write_json, write_text
+from bench.benchmarks_md import replace_section
+from planner.fileio import write_json
 from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "contingency-scaling.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- contingency-scaling:begin -->", "<!-- contingency-scaling:end -->"
 ESTIMATE_WORKERS = (1, 2, 16, 64)
 
 
@@ -97,7 +96,6 @@ def render() -> None:
     record = json.loads(RESULTS.read_text(encoding="utf-8"))
     env = record["environment"]
     lines = [
-        BEGIN,
         f"Scenario `{record['scenario']}`, `--legs used --limit {record['sample']}` (the busiest legs), incremental, "
         f"Dask LocalCluster; {env.get('cores', '?')} cores, load average at the start {env['load_average'][0]:.1f}.",
         "",
@@ -112,16 +110,8 @@ def render() -> None:
         f"{record['serial_s']} s + legs x s per case on 1 worker / workers), minutes: "
         + ", ".join(f"{w} workers {m}" for w, m in record["estimated_minutes_all_used_legs"].items())
         + ". An estimate from the sample, not a measurement of the whole run.",
-        END,
     ]
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    block = "\n".join(lines)
-    if BEGIN in text:
-        before, rest = text.split(BEGIN, 1)
-        text = before + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n## Contingency: province-wide N-1, scaling\n\n" + block + "\n"
-    write_text(BENCHMARKS_MD, text)
+    replace_section("contingency-scaling", "\n".join(lines), "Contingency: province-wide N-1, scaling")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,13 +20,12 @@ import traceback
 from dataclasses import replace
 from pathlib import Path
 
-from planner.fileio import write_json, write_text
+from bench.benchmarks_md import replace_section
+from planner.fileio import write_json
 from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "solve-runs.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- solve-runs:begin -->", "<!-- solve-runs:end -->"
 
 
 def one_run(scenario: Path, seed: int) -> dict:
@@ -122,10 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         write_json(RESULTS, record)
         print(json.dumps(record["summary"]))
     record = json.loads(RESULTS.read_text())
-    text = BENCHMARKS_MD.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        write_text(BENCHMARKS_MD, head + BEGIN + "\n" + render(record) + "\n" + END + rest.split(END, 1)[1])
+    replace_section("solve-runs", render(record), "Reliability of the default solve")
 
 
 if __name__ == "__main__":

@@ -342,17 +342,21 @@ def legs_in_kabupaten(network: Network, kabupaten: Iterable[str]) -> list[str]:
     return sorted(chosen.index)
 
 
-def read_leg_file(path: Path, network: Network) -> list[str]:
-    """Leg ids from a text file (one a line, '#' comments) or a CSV with a `leg_id` column, in file order."""
+def _read_text_file(path: Path, what: str) -> str:
+    """The text of an officer's file (BOM dropped); InputError naming the file if it is missing or unreadable."""
     if not path.is_file():
-        raise InputError("leg file not found", source=display_path(path))
+        raise InputError(f"{what} not found", source=display_path(path))
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(
-            f"cannot read the leg file ({type(err).__name__})", source=display_path(path)
+            f"cannot read the {what} ({type(err).__name__})", source=display_path(path)
         ) from None
-    lines = text.splitlines()
+
+
+def read_leg_file(path: Path, network: Network) -> list[str]:
+    """Leg ids from a text file (one a line, '#' comments) or a CSV with a `leg_id` column, in file order."""
+    lines = _read_text_file(path, "leg file").splitlines()
     header = next((line for line in lines if line.strip() and not line.lstrip().startswith("#")), "")
     entries: list[tuple[int, str]] = []
     if "leg_id" in [c.strip() for c in header.split(",")]:
@@ -385,14 +389,7 @@ def read_leg_file(path: Path, network: Network) -> list[str]:
 def read_pair_file(path: Path, network: Network) -> list[str]:
     """N-2 cases from a text or CSV file: two leg ids a line ("LEG_A,LEG_B" or "LEG_A LEG_B"; '#' comments;
     a header line `leg_a,leg_b` is skipped). Returns the case ids "LEG_A & LEG_B", in file order."""
-    if not path.is_file():
-        raise InputError("pair file not found", source=display_path(path))
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(
-            f"cannot read the pair file ({type(err).__name__})", source=display_path(path)
-        ) from None
+    text = _read_text_file(path, "pair file")
     pairs: list[str] = []
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
