@@ -29,8 +29,8 @@ TOP = 20
 
 
 def one_method(scenario: Path, limit: int | None, incremental: bool, out: Path) -> dict:
-    from planner.batch import Backend
     from planner.contingency import ContingencyOptions, run_contingency
+    from planner.execution import Backend
 
     options = ContingencyOptions(
         legs="used", limit=limit, backend=Backend(workers=1), incremental=incremental

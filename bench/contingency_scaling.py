@@ -33,8 +33,8 @@ ESTIMATE_WORKERS = (1, 2, 16, 64)
 def on_cluster(scenario: Path, sample: int, workers: int, out: Path) -> dict:
     from dask.distributed import LocalCluster
 
-    from planner.batch import Backend
     from planner.contingency import ContingencyOptions, run_contingency
+    from planner.execution import Backend
 
     with LocalCluster(
         n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None

@@ -29,9 +29,9 @@ def ground_check(plan_path: Path, network_folder: Path, fleet_file: Path) -> dic
         return vehicle_type in boats
 
     legs = network.legs
-    river_km = {code: k["km_by_mode"]["river"] for code, k in sorted(plan.kpis["kabupaten"].items())}
+    river_km = {code: k.km_by_mode["river"] for code, k in sorted(plan.kpis.kabupaten.items())}
     access = pd.read_csv(network_folder / "access.csv", dtype={"desa_code": str})
-    planned = set(plan.kpis["kabupaten"])
+    planned = set(plan.kpis.kabupaten)
     water = access[(access["access"] == "water") & access["desa_code"].str[:5].isin(planned)]
     water_only = {f"pps:{code}": name for code, name in zip(water["desa_code"], water["name"], strict=True)}
     served_by: dict[str, set[str]] = {}

@@ -63,13 +63,11 @@ def record_kabupaten(
     scenario: Path, time_limit: float | None, only: list[str] | None = None
 ) -> tuple[list[dict], list[tuple]]:
     """Plan each kabupaten in-process; return per-kabupaten timings and the recorded (problem, settings)."""
-    from planner.scenario import load_inputs, load_scenario
-    from planner.solve import expectations, kabupaten_tasks, search_settings
+    from planner.pipeline import kabupaten_tasks, load_problem, search_settings
 
-    inputs = load_inputs(load_scenario(scenario))
-    expect = expectations(inputs)
-    settings = search_settings(inputs, time_limit)
-    tasks = [t for t in kabupaten_tasks(inputs, expect, settings) if not only or t.kabupaten_code in only]
+    problem = load_problem(scenario)
+    settings = search_settings(problem, time_limit)
+    tasks = [t for t in kabupaten_tasks(problem, settings) if not only or t.kabupaten_code in only]
     recorded: list[tuple] = []
     engine_solve = dispatch.solve
 

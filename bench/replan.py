@@ -31,19 +31,17 @@ AFTER_START = timedelta(hours=7)
 
 
 def run(scenario: Path, time_limit: float | None, workers: int | None) -> dict:
+    from planner.execution import Backend
+    from planner.pipeline import load_problem, make_plan, problem_of, search_settings
     from planner.replan import Change, apply_change, check_change, plan_diff, replan
-    from planner.scenario import load_inputs, load_scenario
-    from planner.solve import assemble_plan, expectations, kabupaten_tasks, run_tasks, search_settings
     from planner.validate import validate_plan
 
-    checked = load_scenario(scenario)
-    inputs = load_inputs(checked)
-    expect = expectations(inputs)
-    settings = search_settings(inputs, time_limit)
-    workers = workers or checked.solver.workers
+    problem = load_problem(scenario)
+    inputs = problem.inputs
+    settings = search_settings(problem, time_limit)
+    backend = Backend(workers=workers or problem.scenario.solver.workers)
     started = time.perf_counter()
-    results = run_tasks(kabupaten_tasks(inputs, expect, settings), workers)
-    plan = assemble_plan(inputs, expect, results, checked.resolved_paths().network)
+    plan = make_plan(problem, settings, backend)
     full_s = time.perf_counter() - started
     at = plan.calendar.start + AFTER_START
     cases = []
@@ -60,9 +58,8 @@ def run(scenario: Path, time_limit: float | None, workers: int | None) -> dict:
         change = Change((leg,), (), at)
         check_change(plan, inputs.network, change)
         started = time.perf_counter()
-        changed = apply_change(inputs, plan, change)
-        changed_expect = expectations(changed)
-        result = replan(plan, changed, changed_expect, change, settings, workers)
+        changed = problem_of(apply_change(inputs, plan, change))
+        result = replan(plan, changed, change, settings, backend)
         replan_s = time.perf_counter() - started
         diff = plan_diff(plan, result.plan)
         cases.append(
@@ -74,7 +71,7 @@ def run(scenario: Path, time_limit: float | None, workers: int | None) -> dict:
                 "replanned": list(result.replanned),
                 "changed_stops": len(diff["changed_stops"]),
                 "newly_unserved": len(diff["newly_unserved"]),
-                "valid": validate_plan(result.plan, changed_expect, previous=plan, allow_unserved=True) == [],
+                "valid": validate_plan(result.plan, changed.expect, previous=plan, allow_unserved=True) == [],
             }
         )
         print(json.dumps(cases[-1]), flush=True)

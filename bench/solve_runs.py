@@ -29,18 +29,16 @@ RESULTS = ROOT / "bench" / "results" / "solve-runs.json"
 
 
 def one_run(scenario: Path, seed: int) -> dict:
-    from planner.scenario import load_inputs, load_scenario
-    from planner.solve import assemble_plan, expectations, kabupaten_tasks, run_tasks, search_settings
+    from planner.execution import Backend
+    from planner.pipeline import load_problem, make_plan, search_settings
     from planner.validate import validate_plan
 
-    checked = load_scenario(scenario)
-    inputs = load_inputs(checked)
-    expect = expectations(inputs)
-    settings = replace(search_settings(inputs, None), seed=seed)
+    problem = load_problem(scenario)
+    expect = problem.expect
+    settings = replace(search_settings(problem, None), seed=seed)
     started = time.perf_counter()
     try:
-        results = run_tasks(kabupaten_tasks(inputs, expect, settings), checked.solver.workers)
-        plan = assemble_plan(inputs, expect, results, checked.resolved_paths().network)
+        plan = make_plan(problem, settings, Backend(workers=problem.scenario.solver.workers))
     except Exception as err:  # noqa: BLE001 - a crash is what this bench counts
         return {
             "seed": seed,
@@ -57,7 +55,7 @@ def one_run(scenario: Path, seed: int) -> dict:
         "unserved": len(plan.unserved),
         "unserved_stops": [f"{u.node_id} {u.reason}" for u in plan.unserved][:20],
         "problems": len(validate_plan(plan, expect)),
-        "cost_idr": plan.kpis.get("total", {}).get("cost_idr"),
+        "cost_idr": plan.kpis.total.cost_idr if plan.kpis else None,
         "trips": len(plan.routes),
     }
 

@@ -1,9 +1,5 @@
-"""Batch runs: many scenarios (`planner batch`) on a local process pool or a Dask distributed cluster.
-
-`run_jobs` is the one execution backend used by batch solves and by contingency analysis
-(planner.contingency): it calls a picklable `function(shared, job)` for every job and yields the results as
-they complete, so a progress bar can move. `shared` is sent to each Dask worker once (scattered), or with
-every job to a local process. Callers never rely on completion order: they put results back in job order.
+"""Batch runs: many scenarios (`planner batch`) on a local process pool or a Dask distributed cluster
+(planner.execution); each scenario goes through the one pipeline (planner.pipeline).
 
 Workers do only the solving. The client loads the scenarios, builds the kabupaten tasks (plain data that
 carry their network, so a worker on another machine needs no input files, only the planner package), and
@@ -12,150 +8,23 @@ writes every output itself, so plans land in the client's output folder whicheve
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TypeVar
+from typing import Literal
 
 import pandas as pd
 
 from planner.dispatch import KabupatenResult, KabupatenTask
 from planner.errors import InputError
+from planner.execution import Backend, NoProgress, Progress, run_jobs
 from planner.fileio import check_output_folder, folder_lock, record_problems, write_csv
-from planner.plan import file_hash, read_plan
-from planner.scenario import Scenario, ScenarioInputs, display_path, load_inputs, load_scenario
-from planner.solve import (
-    assemble_plan,
-    expectations,
-    kabupaten_tasks,
-    run_tasks,
-    search_settings,
-    write_outputs,
-)
+from planner.outputs import write_outputs
+from planner.pipeline import Problem, assemble_plan, kabupaten_tasks, load_problem, run_tasks, search_settings
+from planner.plan import Plan, file_hash, read_plan
+from planner.scenario import Scenario, display_path, load_scenario
 from planner.validate import validate_plan
-
-Shared = TypeVar("Shared")
-Job = TypeVar("Job")
-Result = TypeVar("Result")
-
-DASK_CONNECT_TIMEOUT_S = 20
-
-
-# ---------------------------------------------------------------- execution backends
-
-
-@dataclass(frozen=True)
-class Backend:
-    """Where jobs run: in this process (workers=1), a local process pool, or a Dask cluster (scheduler)."""
-
-    workers: int = 1
-    scheduler: str | None = None  # e.g. tcp://10.0.0.5:8786
-    connect_timeout_s: float = DASK_CONNECT_TIMEOUT_S
-
-    def describe(self) -> str:
-        if self.scheduler:
-            return f"Dask cluster {self.scheduler}"
-        if self.workers <= 1:
-            return "this process"
-        return f"{self.workers} local processes"
-
-
-class Progress(Protocol):
-    """What long runs report: a stage with its number of steps, then one call per finished step."""
-
-    def start(self, stage: str, total: int) -> None: ...
-
-    def advance(self, stage: str, detail: str = "") -> None: ...
-
-
-class NoProgress:
-    def start(self, stage: str, total: int) -> None:
-        pass
-
-    def advance(self, stage: str, detail: str = "") -> None:
-        pass
-
-
-def run_jobs(
-    function: Callable[[Shared, Job], Result],
-    shared: Shared,
-    jobs: Sequence[Job],
-    backend: Backend,
-) -> Iterator[tuple[int, Result]]:
-    """Yield (job index, function(shared, job)) for every job, in order of completion.
-
-    `function` must be importable from a module (not a lambda or a closure) and its arguments picklable.
-    """
-    if not jobs:
-        return
-    if backend.scheduler:
-        yield from _run_on_dask(function, shared, jobs, backend.scheduler, backend.connect_timeout_s)
-    elif backend.workers <= 1 or len(jobs) == 1:
-        for index, job in enumerate(jobs):
-            yield index, function(shared, job)
-    else:
-        # spawn: a fresh interpreter per worker; forking a process that runs OR-Tools threads is unsafe
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(backend.workers, len(jobs)),
-            mp_context=context,
-            initializer=_receive_shared,
-            initargs=(shared,),  # sent once per worker, not once per job (the network is megabytes)
-        ) as pool:
-            futures = {pool.submit(_call_with_shared, function, job): index for index, job in enumerate(jobs)}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            finally:
-                for future in futures:
-                    future.cancel()
-
-
-_WORKER_SHARED: list = []  # in a pool worker process only: the shared inputs, set once by its initializer
-
-
-def _receive_shared(shared: Shared) -> None:
-    _WORKER_SHARED[:] = [shared]
-
-
-def _call_with_shared(function: Callable[[Shared, Job], Result], job: Job) -> Result:
-    return function(_WORKER_SHARED[0], job)
-
-
-def _run_on_dask(
-    function: Callable[[Shared, Job], Result],
-    shared: Shared,
-    jobs: Sequence[Job],
-    address: str,
-    timeout_s: float,
-) -> Iterator[tuple[int, Result]]:
-    from dask.distributed import Client
-    from dask.distributed import as_completed as dask_completed
-
-    try:
-        client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as err:
-        raise InputError(
-            f"cannot connect to the Dask scheduler at {address} ({type(err).__name__}: {err}); "
-            f"start one with `dask scheduler` and workers with `dask worker {address}`",
-            source="--scheduler",
-        ) from None
-    with client:
-        # a list, so that scatter sends the object whole (it would split a dict or a list into parts)
-        [shared_future] = client.scatter([shared], broadcast=True, hash=False)
-        futures = [client.submit(function, shared_future, job, pure=False) for job in jobs]
-        index = {future.key: i for i, future in enumerate(futures)}
-        try:
-            for future in dask_completed(futures, loop=client.loop):
-                yield index[future.key], future.result()
-        finally:
-            client.cancel(futures)
-
-
-# ---------------------------------------------------------------- batch solves
 
 Status = Literal["solved", "skipped"]
 
@@ -202,7 +71,7 @@ class ScenarioSolution:
 def solve_scenario_job(_shared: None, job: ScenarioJob) -> ScenarioSolution:
     """Solve every kabupaten of one scenario, one after another (the pool is parallel over scenarios)."""
     started = time.perf_counter()
-    results = run_tasks(list(job.tasks), workers=1)
+    results = run_tasks(list(job.tasks))
     return ScenarioSolution(job.name, tuple(results), time.perf_counter() - started)
 
 
@@ -245,18 +114,28 @@ def finished_plan_row(scenario: Scenario, out_dir: Path) -> BatchRow | None:
         return None  # unreadable or from another format version: solve again
     if plan.scenario.hash != file_hash(scenario.source):
         return None
-    total = plan.kpis.get("total", {})
+    if plan.kpis is None:
+        return None  # not a plan the planner wrote: solve again
+    return plan_row(scenario, plan, "skipped", 0, 0.0, out_dir)
+
+
+def plan_row(
+    scenario: Scenario, plan: Plan, status: Status, problems: int, wall_s: float, out_dir: Path
+) -> BatchRow:
+    """The batch summary row of a scenario's plan (which carries its KPIs)."""
+    assert plan.kpis is not None
+    total = plan.kpis.total
     return BatchRow(
         scenario=scenario.name,
-        path=display_path(scenario.source),
-        status="skipped",
-        kabupaten=len(plan.kpis.get("kabupaten", {})),
-        vehicles=int(total.get("vehicles_used", 0)),
-        trips=int(total.get("trips", 0)),
-        km=round(sum(total.get("km_by_mode", {}).values()), 1),
+        path=display_path(scenario.source or Path()),
+        status=status,
+        kabupaten=len(plan.kpis.kabupaten),
+        vehicles=total.vehicles_used,
+        trips=total.trips,
+        km=round(sum(total.km_by_mode.values()), 1),
         unserved=len(plan.unserved),
-        problems=0,
-        wall_s=0.0,
+        problems=problems,
+        wall_s=round(wall_s, 1),
         out_dir=str(out_dir),
     )
 
@@ -276,47 +155,29 @@ def run_batch(
 
 def _run_locked_batch(scenarios: list[Scenario], options: BatchOptions, progress: Progress) -> list[BatchRow]:
     rows: dict[str, BatchRow] = {}
-    pending: list[tuple[Scenario, ScenarioInputs]] = []
+    pending: list[tuple[Scenario, Problem]] = []
     for scenario in scenarios:
         done = None if options.force else finished_plan_row(scenario, options.out_dir / scenario.name)
         if done is not None:
             rows[scenario.name] = done
         else:
-            pending.append((scenario, load_inputs(scenario)))
+            pending.append((scenario, load_problem(scenario)))
 
     jobs = []
-    expects = {}
-    for scenario, inputs in pending:
-        expect = expectations(inputs)
-        deterministic = True if options.deterministic else None
-        settings = search_settings(inputs, options.time_limit_s, deterministic)
-        expects[scenario.name] = expect
-        jobs.append(ScenarioJob(scenario.name, tuple(kabupaten_tasks(inputs, expect, settings))))
+    for scenario, problem in pending:
+        settings = search_settings(problem, options.time_limit_s, True if options.deterministic else None)
+        jobs.append(ScenarioJob(scenario.name, tuple(kabupaten_tasks(problem, settings))))
     # biggest first, so that the pool does not end on one long solve
     order = sorted(range(len(jobs)), key=lambda i: (-sum(len(t.pps_goods) for t in jobs[i].tasks), i))
     progress.start("solve", len(jobs))
     ordered = [jobs[i] for i in order]
     for index, solution in run_jobs(solve_scenario_job, None, ordered, options.backend):
-        scenario, inputs = pending[order[index]]
-        expect = expects[scenario.name]
-        plan = assemble_plan(inputs, expect, solution.results, scenario.resolved_paths().network)
-        problems = validate_plan(plan, expect, allow_unserved=True)  # the unserved are counted apart
+        scenario, problem = pending[order[index]]
+        plan = assemble_plan(problem, list(solution.results))
+        problems = validate_plan(plan, problem.expect, allow_unserved=True)  # the unserved are counted apart
         target = options.out_dir / scenario.name
-        write_outputs(plan, inputs, target)
-        total = plan.kpis["total"]
-        rows[scenario.name] = BatchRow(
-            scenario=scenario.name,
-            path=display_path(scenario.source or Path()),
-            status="solved",
-            kabupaten=len(inputs.kabupaten),
-            vehicles=int(total["vehicles_used"]),
-            trips=int(total["trips"]),
-            km=round(sum(total["km_by_mode"].values()), 1),
-            unserved=len(plan.unserved),
-            problems=len(problems),
-            wall_s=round(solution.wall_s, 1),
-            out_dir=str(target),
-        )
+        write_outputs(plan, problem.inputs, target)
+        rows[scenario.name] = plan_row(scenario, plan, "solved", len(problems), solution.wall_s, target)
         progress.advance("solve", scenario.name)
     ordered_rows = [rows[s.name] for s in scenarios]
     write_batch_summary(ordered_rows, options.out_dir / "batch-summary.csv")

@@ -40,11 +40,12 @@ import pandas as pd
 import shapely
 
 import planner
-from planner.batch import Backend, NoProgress, Progress, run_jobs
 from planner.dispatch import KabupatenResult, KabupatenTask, plan_kabupaten
 from planner.errors import InputError
+from planner.execution import Backend, NoProgress, Progress, run_jobs
 from planner.fileio import write_csv, write_json, write_text
 from planner.i18n import language
+from planner.kpis import Travel
 from planner.maps import (
     LEG_STYLES,
     POINT_STYLES,
@@ -56,18 +57,18 @@ from planner.maps import (
     render_map_html,
 )
 from planner.network import Network
+from planner.nodes import MODES, is_pps
+from planner.pipeline import Problem, kabupaten_tasks, load_problem, search_settings, trip_route
 from planner.plan import Route
 from planner.replan import dispatch_state, split_routes
-from planner.scenario import ScenarioInputs, display_path, load_inputs, load_scenario
-from planner.search import SearchSettings
-from planner.solve import expectations, kabupaten_tasks, search_settings, trip_route
+from planner.scenario import ScenarioInputs, display_path
+from planner.settings import SearchSettings
 from planner.validate import Expectations
 
 CASE_FORMAT = "kpu-contingency-case"
 CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
-MODES = ("road", "river", "sea", "access")
 UNSERVED_REASONS = ("unreachable", "too_late", "capacity", "no_vehicle")
 LEG_CHOICES = ("used", "all")
 IMPACT_COLUMNS = [
@@ -109,31 +110,23 @@ def kabupaten_outcome(
 
     `routes`: the kabupaten's trips as plan routes; `unserved`: node id -> reason. With `with_legs` (the
     baseline) also the number of trips on each leg and the routes themselves (what a case keeps)."""
-    legs = task.network.legs
-    mode_of, km_of = legs["mode"].to_dict(), legs["length_km"].to_dict()
     kinds = {v.vehicle_id: v.kind for v in task.vehicles}
-    km = dict.fromkeys(MODES, 0.0)
-    travel_hours = 0.0
+    travel = Travel()
     vehicle_minutes = 0
     arrival: dict[str, int] = {}
     trips_on: dict[str, int] = defaultdict(int)
     for route in routes:
-        speeds = kinds[route.vehicle_id].speeds
-        for leg_id in route.legs:
-            mode, length = mode_of[leg_id], float(km_of[leg_id])
-            km[mode] += length
-            speed = speeds.speed_on(legs.loc[leg_id])
-            travel_hours += length / speed if speed else 0.0
+        travel.add(route, kinds[route.vehicle_id], task.network.legs)
         vehicle_minutes += expect.minute(route.stops[-1].arrival) - expect.minute(route.stops[0].arrival)
         for stop in route.stops:
-            if stop.deliver and stop.node_id.startswith("pps:"):
+            if stop.deliver and is_pps(stop.node_id):
                 minute = expect.minute(stop.arrival)
                 arrival[stop.node_id] = max(arrival.get(stop.node_id, 0), minute)
         for leg_id in set(route.legs):
             trips_on[leg_id] += 1
     outcome = {
-        "km_by_mode": {m: round(v, 3) for m, v in km.items()},
-        "travel_hours": round(travel_hours, 3),
+        "km_by_mode": {m: round(v, 3) for m, v in travel.km_by_mode.items()},
+        "travel_hours": round(travel.hours, 3),
         "vehicle_hours": round(vehicle_minutes / 60, 3),
         "trips": len(routes),
         "vehicles": len({r.vehicle_id for r in routes}),
@@ -275,7 +268,7 @@ def leg_impact(
             fallback_km[mode] += value
         crossings |= set(after.get("fallback_crossings", []))
         for node, reason in sorted(after["unserved"].items()):
-            if node.startswith("pps:") and node not in before["unserved"]:
+            if is_pps(node) and node not in before["unserved"]:
                 newly[reason] += 1
                 unserved_ids.append(node)
         for node, arrival in sorted(after["pps_arrival"].items()):
@@ -507,13 +500,14 @@ class ContingencyResult:
 
 
 def contingency_context(
-    inputs: ScenarioInputs, time_limit_s: float, incremental: bool = True
+    problem: Problem, time_limit_s: float, incremental: bool = True
 ) -> tuple[ContingencyContext, SearchSettings]:
+    """What every case needs (the kabupaten tasks of the baseline, what the plan must achieve) and the
+    deterministic search settings of the analysis."""
     # float: a limit of 30 and one of 30.0 must give the same case keys
-    settings = search_settings(inputs, float(time_limit_s), deterministic=True)
-    expect = expectations(inputs)
-    tasks = kabupaten_tasks(inputs, expect, settings)
-    return ContingencyContext({t.kabupaten_code: t for t in tasks}, expect, incremental), settings
+    settings = search_settings(problem, float(time_limit_s), deterministic=True)
+    tasks = kabupaten_tasks(problem, settings)
+    return ContingencyContext({t.kabupaten_code: t for t in tasks}, problem.expect, incremental), settings
 
 
 def baseline_outcomes(
@@ -549,13 +543,13 @@ def run_contingency(
         )
     if options.limit is not None and options.limit < 1:
         raise InputError("--limit must be at least 1")
-    inputs = load_inputs(load_scenario(scenario_path))
-    network = inputs.network
+    problem = load_problem(scenario_path)
+    inputs, network = problem.inputs, problem.inputs.network
     if options.pairs is not None:
         read_pair_file(options.pairs, network)  # a bad file fails before any solving
     elif options.legs not in LEG_CHOICES:
         read_leg_file(Path(options.legs), network)
-    context, settings = contingency_context(inputs, options.time_limit_s, options.incremental)
+    context, settings = contingency_context(problem, options.time_limit_s, options.incremental)
     method = "incremental" if options.incremental else "from_scratch"
     fingerprint = inputs_fingerprint(inputs)
     cases_dir = out_dir / "cases"

@@ -23,16 +23,17 @@ import numpy as np
 from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
-from planner.operations import (
-    VehicleKind,
+from planner.nodes import is_hub, is_pps
+from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
+from planner.search import SearchSettings, solve
+from planner.vehicles import (
     VehicleSpec,
+    VehicleType,
     add_working_minutes,
     handling_minutes,
     latest_start,
     nights,
 )
-from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
-from planner.search import SearchSettings, solve
 
 MAX_TRIPS = 6
 COUPLING_ROUNDS = (
@@ -41,7 +42,6 @@ COUPLING_ROUNDS = (
 COUPLING_MARGIN_MIN = 3 * 60  # least room between the earliest arrival and a coupled PPK deadline
 TIGHTEN_STEP_MIN = 6 * 60  # how much earlier a late PPK's goods must arrive in the next round
 BACKWARD_SHARE = 0.5  # share of the search time given to the backward pass (two solves at most)
-HUB_PREFIXES = ("port:", "jetty:", "seaport:")
 MAX_HANDOVER_KM = 150  # a PPK's vehicle should not drive further than this to hand goods to a boat (issue 11)
 DIRECT_SLACK_H = 8.0  # drive direct unless handing over at a port is faster by more than this (a working day)
 DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasible stops are left out
@@ -549,7 +549,7 @@ def _read_trip(built: LayerProblem, route, task: KabupatenTask, paths: Mapping[s
         node = layer.shipments[s_index].destination
         legs += matrix.path_legs(at, node)
         departure = add_working_minutes(v.arrival, handling_minutes(kind, len(kits)), hours, day_start)
-        numbers = tuple(k.number for k in kits) if node.startswith("pps:") else ()
+        numbers = tuple(k.number for k in kits) if is_pps(node) else ()
         visits.append(Visit(node, v.arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
         at = node
     legs += matrix.path_legs(at, spec.base)
@@ -731,7 +731,7 @@ def _route_choice(
     if direct <= DIRECT_SLACK_H:
         return "direct", None
     best: tuple[bool, float, float, str] | None = None
-    vessels = [v for v in task.vehicles if v.base.startswith(HUB_PREFIXES) and tier in v.kind.tiers]
+    vessels = [v for v in task.vehicles if is_hub(v.base) and tier in v.kind.tiers]
     for hub in sorted({v.base for v in vessels}):
         to_hub = min(
             ((_there_and_back_hours(paths[v.type_id], origin, hub), v.type_id) for v in at_origin),
@@ -856,7 +856,7 @@ def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
 def _context(task: KabupatenTask) -> _Context:
     network = task.network
     wh = network.warehouse_of(task.kabupaten_code)
-    hubs = sorted({v.base for v in task.vehicles if v.base.startswith(HUB_PREFIXES)})
+    hubs = sorted({v.base for v in task.vehicles if is_hub(v.base)})
     bases = sorted({v.base for v in task.vehicles})
     stock_destinations = {s.destination for s in task.state.hub_stock}
     sources = sorted({wh, *task.ppk_goods, *task.pps_goods, *hubs, *bases, *stock_destinations})
@@ -1163,7 +1163,7 @@ def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
 def _chain_on_time(
     trips: Sequence[Trip],
     release: int,
-    kind: VehicleKind,
+    kind: VehicleType,
     matrix: PathMatrix,
     deadline_of: Mapping[tuple[str, str], int],
     day: int,

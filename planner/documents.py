@@ -36,6 +36,7 @@ import pandas as pd
 from planner.errors import InputError
 from planner.fileio import write_bytes, write_text
 from planner.i18n import DEFAULT_LANGUAGE, Language, language
+from planner.nodes import is_hub, is_ppk
 from planner.plan import Plan, Route, Stop
 from planner.report import (
     _unique_stems,
@@ -368,11 +369,7 @@ def _carriers_at(plan: Plan) -> dict[str, list[str]]:
     """Vehicles that take goods on at each port base: who receives what is dropped there."""
     carriers: dict[str, list[str]] = {}
     for route in plan.routes:
-        if (
-            route.stops
-            and any(route.stops[0].load.values())
-            and route.base.startswith(("port:", "jetty:", "seaport:"))
-        ):
+        if route.stops and any(route.stops[0].load.values()) and is_hub(route.base):
             names = carriers.setdefault(route.base, [])
             if route.vehicle_id not in names:
                 names.append(route.vehicle_id)
@@ -391,7 +388,7 @@ def handover_parties(
     if route.tier == 1:
         giver = Party("kpu", kabupaten_name, route.kabupaten_code)
     else:
-        ppk_id = route.base if route.base.startswith("ppk:") else _ppk_of(network, place.node_id)
+        ppk_id = route.base if is_ppk(route.base) else _ppk_of(network, place.node_id)
         giver = Party("ppk", _place(network, ppk_id).name if ppk_id else route.vehicle_id)
     if place.kind in ("ppk", "pps"):
         receiver = Party(place.kind, place.name)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal
@@ -52,6 +52,7 @@ from pydantic import (
 
 from planner.errors import InputError
 from planner.paths import TravelSpeeds
+from planner.vehicles import VehicleType
 
 TRAVEL_MODES = ("road", "river", "sea")
 SPEED_KEYS = ("road", "river", "river_up", "river_down", "sea", "access")
@@ -200,31 +201,6 @@ class FleetSpec(_Strict):
 
 
 @dataclass(frozen=True)
-class VehicleType:
-    id: str
-    name: str
-    modes: tuple[str, ...]
-    capacity_kg: float
-    capacity_m3: float
-    speed_kmh: Mapping[str, float]
-    rapids_speed_kmh: float | None
-    operating_hours: tuple[time, time] | None  # None: may travel day and night
-    load_min: int
-    unload_min: int
-    cost_per_km: float
-    cost_per_day: float
-    tiers: frozenset[int]
-    road_class_speed_kmh: Mapping[str, float] = field(default_factory=dict)
-    unload_min_per_kit: float = 0.0  # minutes per TPS kit handed over, on top of unload_min
-
-    def travel_speeds(self) -> TravelSpeeds:
-        return TravelSpeeds(dict(self.speed_kmh), self.rapids_speed_kmh, dict(self.road_class_speed_kmh))
-
-    def works_tier(self, tier: int) -> bool:
-        return tier in self.tiers
-
-
-@dataclass(frozen=True)
 class Vehicle:
     vehicle_id: str  # e.g. truck@wh:64.11#1
     type_id: str
@@ -250,25 +226,27 @@ class Fleet:
 
 
 def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
-    hours = (spec.operating_hours.start, spec.operating_hours.end) if spec.operating_hours else None
+    """The planner's vehicle type of a fleet file entry: speeds per mode, clock times as minutes of the day."""
+    hours = spec.operating_hours
     tiers = frozenset({1, 2}) if spec.tier == "both" else frozenset({int(spec.tier)})
     return VehicleType(
-        id=type_id,
+        type_id=type_id,
         name=spec.name,
-        modes=tuple(spec.modes),
+        tiers=tiers,
+        speeds=TravelSpeeds(dict(spec.speed_kmh), spec.rapids_speed_kmh, dict(spec.road_class_speed_kmh)),
         capacity_kg=spec.capacity_kg,
         capacity_m3=spec.capacity_m3,
-        speed_kmh=dict(spec.speed_kmh),
-        rapids_speed_kmh=spec.rapids_speed_kmh,
-        operating_hours=hours,
+        operating_hours=(_minute_of_day(hours.start), _minute_of_day(hours.end)) if hours else None,
         load_min=spec.load_min,
         unload_min=spec.unload_min,
         cost_per_km=spec.cost_per_km,
         cost_per_day=spec.cost_per_day,
-        tiers=tiers,
-        road_class_speed_kmh=dict(spec.road_class_speed_kmh),
         unload_min_per_kit=spec.unload_min_per_kit,
     )
+
+
+def _minute_of_day(clock: time) -> int:
+    return clock.hour * 60 + clock.minute
 
 
 # ---------------------------------------------------------------- reading and checking

@@ -43,10 +43,10 @@ from planner.ground import (
     trunk_passes,
     trunk_site,
 )
+from planner.nodes import MODES
 
 WGS84 = "EPSG:4326"
 METRIC_CRS = "EPSG:32650"  # UTM 50N covers Kalimantan Timur (114-120 E)
-MODES = ("road", "river", "sea", "access")
 NODE_KINDS = ("warehouse", "ppk", "pps", "port")
 LEG_STATUS = ("open", "blocked")
 NODE_COLUMNS = ["kind", "code", "name", "kabupaten_code", "kecamatan_code", "host", "port_type"]

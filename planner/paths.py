@@ -66,6 +66,21 @@ class TravelSpeeds:
 ALL_MODES_SPEEDS = TravelSpeeds({"road": 30.0, "river": 15.0, "sea": 20.0, "access": 15.0})
 
 
+def leg_travel_hours(leg: Mapping, speeds: TravelSpeeds) -> float | None:
+    """Hours a vehicle class with `speeds` needs on one leg (a row of Network.legs); None where it has no
+    speed there. The one travel-time rule: the dispatcher's matrices, the validator, the re-planner, the KPIs
+    and contingency analysis all use it."""
+    speed = speeds.speed_on(leg)
+    return float(leg["length_km"]) / speed if speed > 0 else None
+
+
+def leg_minutes(leg: Mapping, speeds: TravelSpeeds) -> float:
+    """leg_travel_hours in minutes; 0 where the class has no speed on the leg (a leg of a mode the vehicle
+    does not have: the validator reports it apart)."""
+    hours = leg_travel_hours(leg, speeds)
+    return hours * 60 if hours is not None else 0.0
+
+
 def leg_hours(network: Network, speeds: TravelSpeeds) -> np.ndarray:
     """Hours to travel each leg of `network.legs` for this class; inf where the leg is closed to it."""
     legs = network.legs
@@ -75,9 +90,9 @@ def leg_hours(network: Network, speeds: TravelSpeeds) -> np.ndarray:
     columns += [c for c in ("road_class", "crossing_h") if c in legs.columns]
     rows = legs[columns].to_dict("records")
     for i in np.flatnonzero(allowed):
-        speed = speeds.speed_on(rows[i])
-        if speed > 0:
-            hours[i] = rows[i]["length_km"] / speed
+        travel = leg_travel_hours(rows[i], speeds)
+        if travel is not None:
+            hours[i] = travel
     return hours
 
 

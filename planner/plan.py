@@ -98,6 +98,40 @@ class Replan(_Model):
     )
 
 
+class KabupatenKpis(_Model):
+    """Key figures of one kabupaten's trips (planner.kpis computes them; the validator recomputes them)."""
+
+    vehicles_used: int = Field(ge=0)
+    trips: int = Field(ge=0)
+    km_by_mode: dict[str, float] = Field(
+        description="km driven or sailed per leg mode (road, river, sea, access)"
+    )
+    hours_by_mode: dict[str, float] = Field(description="hours moving per leg mode")
+    cost_idr: int = Field(description="cost per km plus cost per vehicle-day, rupiah")
+    ppk_completion: str | None = Field(description="ISO time the last PPK gets its goods")
+    pps_completion: str | None = Field(description="ISO time the last PPS gets its goods")
+    slack_hours_ppk: float | None = Field(description="least hours between a PPK delivery and its deadline")
+    slack_hours_pps: float | None = Field(description="least hours between a PPS delivery and its deadline")
+    unserved: int = Field(ge=0)
+
+
+class TotalKpis(_Model):
+    """Key figures of the whole plan."""
+
+    vehicles_used: int = Field(ge=0)
+    trips: int = Field(ge=0)
+    km_by_mode: dict[str, float]
+    hours_by_mode: dict[str, float]
+    cost_idr: int
+    unserved: int = Field(ge=0)
+    pps_completion: str | None
+
+
+class PlanKpis(_Model):
+    total: TotalKpis
+    kabupaten: dict[str, KabupatenKpis]
+
+
 class Plan(_Model):
     format: Literal["kpu-logistics-plan"] = PLAN_FORMAT
     version: int = PLAN_VERSION
@@ -107,7 +141,7 @@ class Plan(_Model):
     blocked_legs: list[str] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
     unserved: list[Unserved] = Field(default_factory=list)
-    kpis: dict = Field(default_factory=dict)
+    kpis: PlanKpis | None = Field(default=None, description="key figures, recomputed by the validator")
     replan: Replan | None = Field(default=None, description="set when this plan re-plans another one")
     failed_kabupaten: list[KabupatenCode] = Field(
         default_factory=list,

@@ -33,16 +33,16 @@ from planner.dispatch import (
     add_goods,
 )
 from planner.errors import InputError
+from planner.execution import Backend, Progress
 from planner.network import Network
-from planner.operations import VehicleSpec, add_working_minutes, handling_minutes, kits_handed_over
-from planner.paths import shortest_paths
+from planner.nodes import is_hub, is_ppk, is_pps
+from planner.paths import leg_minutes, shortest_paths
+from planner.pipeline import Problem, kabupaten_tasks, run_tasks, trip_route, unserved_of, with_kpis
 from planner.plan import Plan, Replan, Route, ScenarioRef, Stop, Unserved, content_hash, to_json
 from planner.scenario import ScenarioInputs
-from planner.search import SearchSettings
-from planner.solve import kabupaten_tasks, plan_kpis, run_tasks, trip_route
+from planner.settings import SearchSettings
 from planner.validate import Expectations
-
-HUB_PREFIXES = ("port:", "jetty:", "seaport:")
+from planner.vehicles import VehicleSpec, add_working_minutes, handling_minutes, kits_handed_over
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,6 @@ def segments(route: Route, network: Network) -> list[list[str]]:
     return out
 
 
-def _leg_minutes(leg: Mapping, spec: VehicleSpec) -> float:
-    speed = spec.kind.speeds.speed_on(leg)
-    return float(leg["length_km"]) / speed * 60 if speed > 0 else 0.0
-
-
 def position_at(
     route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
 ) -> tuple[int, str, int, list[str]]:
@@ -192,7 +187,7 @@ def position_at(
     for leg_id in segments(route, network)[reached]:
         leg = legs.loc[leg_id]
         position = leg["to_node"] if leg["from_node"] == position else leg["from_node"]
-        elapsed += _leg_minutes(leg, spec)
+        elapsed += leg_minutes(leg, spec.kind.speeds)
         when = add_working_minutes(departure, math.ceil(elapsed), hours, day)
         travelled.append(leg_id)
         if when > at:
@@ -264,9 +259,9 @@ def continue_trip(
 
 
 def _deadline(node_id: str, expect: Expectations) -> int | None:
-    if node_id.startswith("pps:"):
+    if is_pps(node_id):
         return expect.minute(expect.pps_deadline)
-    if node_id.startswith("ppk:"):
+    if is_ppk(node_id):
         return expect.minute(expect.ppk_deadline)
     return None
 
@@ -337,25 +332,25 @@ def dispatch_state(
         trips_done[route.vehicle_id] = max(trips_done.get(route.vehicle_id, 0), route.trip)
         for stop in _drops(route):
             arrived[stop.node_id] = max(arrived.get(stop.node_id, 0), minute(stop.departure))
-            if stop.node_id.startswith(HUB_PREFIXES):
+            if is_hub(stop.node_id):
                 key = (stop.node_id, route.tier, route.base)
                 port_in[key] = add_goods(port_in[key], stop.deliver)
             else:
                 delivered[stop.node_id] = add_goods(delivered[stop.node_id], stop.deliver)
                 kits_done[stop.node_id].update(stop.tps_kits)
-            if route.base.startswith(HUB_PREFIXES):
+            if is_hub(route.base):
                 key = group(route.base, route.tier, stop.node_id)
                 port_out[key] = add_goods(port_out[key], stop.deliver)
 
     # where the goods at (or bound for) a port were going: skipped stops of its vessels, then dropped trips
     entries: dict[tuple, list[tuple[int, Stop, int]]] = defaultdict(list)
     for cont in continued:
-        if cont.route.base.startswith(HUB_PREFIXES) and not cont.stranded:
+        if is_hub(cont.route.base) and not cont.stranded:
             for stop in cont.skipped:
                 key = group(cont.route.base, cont.route.tier, stop.node_id)
                 entries[key].append((cont.route.tier, stop, base_release.get(cont.route.base, at)))
     for route in sorted(dropped, key=lambda r: (r.stops[0].arrival, r.vehicle_id)):
-        if route.base.startswith(HUB_PREFIXES):
+        if is_hub(route.base):
             for stop in _drops(route):
                 key = group(route.base, route.tier, stop.node_id)
                 entries[key].append((route.tier, stop, arrived.get(route.base, at)))
@@ -370,14 +365,14 @@ def dispatch_state(
         where = f"on {cont.route.vehicle_id}, stuck at {cont.route.stranded_at} (no open leg leads back)"
         for stop in cont.skipped:
             key = (stop.node_id, cont.route.tier, cont.route.base)
-            if stop.node_id.startswith(HUB_PREFIXES) and key in onward:
+            if is_hub(stop.node_id) and key in onward:
                 for _, final, _, share in onward[key].take(stop.deliver):
                     lost[final.node_id] = add_goods(lost[final.node_id], share)
                     why_lost[final.node_id] = f"its goods are {where}"
             else:
                 lost[stop.node_id] = add_goods(lost[stop.node_id], stop.deliver)
                 why_lost[stop.node_id] = f"its goods are {where}"
-            if cont.route.base.startswith(HUB_PREFIXES):  # delivered nothing there: not in port_out either
+            if is_hub(cont.route.base):  # delivered nothing there: not in port_out either
                 key = group(cont.route.base, cont.route.tier, stop.node_id)
                 port_in[key] = _minus(port_in[key], stop.deliver)
 
@@ -453,22 +448,26 @@ class ReplanResult:
 
 def replan(
     plan: Plan,
-    inputs: ScenarioInputs,
-    expect: Expectations,
+    problem: Problem,
     change: Change,
     settings: SearchSettings,
-    workers: int = 1,
+    backend: Backend = Backend(),
+    *,
     based_on: str = "",
-    progress=None,
     based_on_hash: str = "",
     scenario: ScenarioRef | None = None,
+    progress: Progress | None = None,
 ) -> ReplanResult:
-    """The plan after `change`, with everything before `change.at` kept. `inputs`/`expect` have the change applied.
+    """The plan after `change`, with everything before `change.at` kept.
 
-    `based_on`, `based_on_hash`: path and sha256 of the plan file (default: the hash of `plan` as JSON).
-    `scenario`: the scenario the new plan is made for when it is not the plan's (`--force-scenario`)."""
+    `problem`: the scenario with the change applied (apply_change); `settings`: the search settings of a full
+    solve (a kabupaten re-planned gets the share of its time limit that is left to plan); `backend`: where the
+    kabupaten are planned again. `based_on`, `based_on_hash`: path and sha256 of the plan file (default: the
+    hash of `plan` as JSON). `scenario`: the scenario the new plan is made for when it is not the plan's
+    (`--force-scenario`). Returns the new plan with the kabupaten planned again and the trips under way."""
+    inputs, expect = problem.inputs, problem.expect
     at = expect.minute(change.at)
-    tasks = {t.kabupaten_code: t for t in kabupaten_tasks(inputs, expect, settings)}
+    tasks = {t.kabupaten_code: t for t in kabupaten_tasks(problem, settings)}
     kept_routes: list[Route] = []
     continued: list[Continuation] = []
     reduced_tasks: list[KabupatenTask] = []
@@ -493,20 +492,15 @@ def replan(
         share = left / max(len(tasks[code].ppk_goods) + len(tasks[code].pps_goods), 1)
         limit = max(1.0, task.settings.time_limit_s * share)
         reduced_tasks.append(replace(task, state=state, settings=replace(task.settings, time_limit_s=limit)))
-    results: list[KabupatenResult] = run_tasks(reduced_tasks, workers, progress)
+    results: list[KabupatenResult] = run_tasks(reduced_tasks, backend, progress)
     replanned = {res.kabupaten_code for res in results}
     new_routes = [trip_route(t, res.kabupaten_code, expect.start) for res in results for t in res.trips]
     routes = sorted(
         [*kept_routes, *new_routes], key=lambda r: (r.kabupaten_code, r.tier, r.vehicle_id, r.trip)
     )
     for res in results:
-        for m in res.unserved:
-            unserved.setdefault(
-                m.node_id,
-                Unserved(
-                    node_id=m.node_id, kabupaten_code=res.kabupaten_code, reason=m.reason, detail=m.detail
-                ),
-            )
+        for u in unserved_of(res):
+            unserved.setdefault(u.node_id, u)
     scenario_changed = scenario is not None and scenario.hash != plan.scenario.hash
     new = plan.model_copy(
         update={
@@ -528,8 +522,7 @@ def replan(
             ),
         }
     )
-    new = new.model_copy(update={"kpis": plan_kpis(new, expect, inputs.kabupaten)})
-    return ReplanResult(new, tuple(sorted(replanned)), tuple(continued))
+    return ReplanResult(with_kpis(new, expect), tuple(sorted(replanned)), tuple(continued))
 
 
 # ---------------------------------------------------------------- what changed
@@ -568,8 +561,8 @@ def plan_diff(old: Plan, new: Plan, names: Mapping[str, str] | None = None) -> d
         )
     old_unserved = {u.node_id: u for u in old.unserved}
     new_unserved = {u.node_id: u for u in new.unserved}
-    old_km = old.kpis.get("total", {}).get("km_by_mode", {})
-    new_km = new.kpis.get("total", {}).get("km_by_mode", {})
+    old_km = old.kpis.total.km_by_mode if old.kpis else {}
+    new_km = new.kpis.total.km_by_mode if new.kpis else {}
     return {
         "based_on": new.replan.based_on if new.replan else "",
         "at": new.replan.at.isoformat() if new.replan else None,

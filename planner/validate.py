@@ -27,16 +27,16 @@ import numpy as np
 from planner.goods import ItemUnit, add_goods, goods_weight
 from planner.kpis import plan_kpis
 from planner.network import Network
-from planner.operations import (
-    VehicleKind,
+from planner.nodes import is_hub, is_ppk, is_pps, is_warehouse, kabupaten_of
+from planner.paths import leg_minutes, shortest_paths
+from planner.plan import Plan, Route, content_hash, to_json
+from planner.vehicles import (
     VehicleSpec,
     add_working_minutes,
     handling_minutes,
     is_open,
     kits_handed_over,
 )
-from planner.paths import shortest_paths
-from planner.plan import Plan, Route, content_hash, to_json
 
 if TYPE_CHECKING:
     from planner.scenario import ScenarioInputs
@@ -85,28 +85,7 @@ class Expectations:
         """The scenario's kabupaten, or those of its PPK and PPS when not given."""
         if self.kabupaten:
             return tuple(self.kabupaten)
-        return tuple(sorted({_kabupaten_of(n) for n in (*self.pps_goods, *self.ppk_own)}))
-
-
-def vehicle_kind(vehicle_type) -> VehicleKind:
-    """The planner's view of a fleet vehicle type (clock times become minutes after midnight)."""
-    hours = vehicle_type.operating_hours
-    return VehicleKind(
-        type_id=vehicle_type.id,
-        name=vehicle_type.name,
-        tiers=frozenset(vehicle_type.tiers),
-        speeds=vehicle_type.travel_speeds(),
-        capacity_kg=vehicle_type.capacity_kg,
-        capacity_m3=vehicle_type.capacity_m3,
-        operating_hours=(hours[0].hour * 60 + hours[0].minute, hours[1].hour * 60 + hours[1].minute)
-        if hours
-        else None,
-        load_min=vehicle_type.load_min,
-        unload_min=vehicle_type.unload_min,
-        cost_per_km=vehicle_type.cost_per_km,
-        cost_per_day=vehicle_type.cost_per_day,
-        unload_min_per_kit=vehicle_type.unload_min_per_kit,
-    )
+        return tuple(sorted({kabupaten_of(n) for n in (*self.pps_goods, *self.ppk_own)}))
 
 
 def expectations(inputs: ScenarioInputs) -> Expectations:
@@ -115,9 +94,9 @@ def expectations(inputs: ScenarioInputs) -> Expectations:
     from planner.demand import pps_kits
     from planner.plan import file_hash
 
-    kinds = {type_id: vehicle_kind(t) for type_id, t in inputs.fleet.types.items()}
+    types = inputs.fleet.types
     vehicles = {
-        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, kinds[v.type_id]) for v in inputs.fleet.vehicles
+        v.vehicle_id: VehicleSpec(v.vehicle_id, v.base, types[v.type_id]) for v in inputs.fleet.vehicles
     }
     item_ids = [i.id for i in inputs.items]
     pps = inputs.demand.pps
@@ -201,10 +180,6 @@ def validate_plan(
     if not structural:
         problems += _check_kpis(plan, expect)
     return problems
-
-
-def _kabupaten_of(node_id: str) -> str:
-    return node_id.split(":", 1)[1][:5] if ":" in node_id else ""
 
 
 def _label(route: Route) -> str:
@@ -429,9 +404,7 @@ def _check_path(
         else:
             out.append(f"{label}: leg {leg_id} does not start at {position}")
             return out
-        speed = kind.speeds.speed_on(leg)
-        if speed > 0:
-            travel[next_stop] += leg["length_km"] / speed * 60
+        travel[next_stop] += leg_minutes(leg, kind.speeds)
         while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:
             next_stop += 1
     if next_stop != len(route.stops) - 1 or position != (route.stranded_at or route.base):
@@ -493,9 +466,9 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
 
 
 def _deadline(node_id: str, expect: Expectations) -> datetime | None:
-    if node_id.startswith("pps:"):
+    if is_pps(node_id):
         return expect.pps_deadline
-    if node_id.startswith("ppk:"):
+    if is_ppk(node_id):
         return expect.ppk_deadline
     return None
 
@@ -567,9 +540,9 @@ def _check_unserved(plan: Plan, expect: Expectations, network: Network, allow_un
         if node not in expect.pps_goods and node not in expect.ppk_own:
             out.append(f"{node}: listed unserved, but it is not a PPS or PPK of the scenario")
             continue
-        if _kabupaten_of(node) != u.kabupaten_code:
+        if kabupaten_of(node) != u.kabupaten_code:
             out.append(
-                f"{node}: listed unserved in kabupaten {u.kabupaten_code}, but it is in {_kabupaten_of(node)}"
+                f"{node}: listed unserved in kabupaten {u.kabupaten_code}, but it is in {kabupaten_of(node)}"
             )
         if allow_unserved:
             continue
@@ -599,9 +572,9 @@ class _FleetReach:
 
     def who_reaches(self, node: str) -> str:
         """'<vehicle> from <base>' that can get there and back with the node's goods, or '' if none can."""
-        code = _kabupaten_of(node)
+        code = kabupaten_of(node)
         origin = self.network.warehouse_of(code)
-        if node.startswith("pps:"):
+        if is_pps(node):
             ppk = self.expect.pps_ppk.get(node, "")
             if not self.reached_from(origin).get(ppk):
                 return ""
@@ -610,7 +583,7 @@ class _FleetReach:
 
     def reached_from(self, origin: str) -> dict[str, str]:
         if origin not in self.cache:
-            self.cache[origin] = self._closure(origin, _kabupaten_of(origin))
+            self.cache[origin] = self._closure(origin, kabupaten_of(origin))
         return self.cache[origin]
 
     def _closure(self, origin: str, code: str) -> dict[str, str]:
@@ -619,7 +592,7 @@ class _FleetReach:
             return {}
         fleet: dict[str, dict[str, VehicleSpec]] = defaultdict(dict)
         for vehicle_id, spec in sorted(self.expect.vehicles.items()):
-            owner = self.expect.vehicle_kabupaten.get(vehicle_id) or _kabupaten_of(spec.base)
+            owner = self.expect.vehicle_kabupaten.get(vehicle_id) or kabupaten_of(spec.base)
             if owner == code:
                 fleet[spec.base].setdefault(spec.type_id, spec)
         reached = {origin: "its origin"}
@@ -659,7 +632,7 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
     kabupaten = set(expect.kabupaten_codes())
 
     def in_plan(node: str) -> bool:
-        return node.split(":")[1][:5] in kabupaten
+        return kabupaten_of(node) in kabupaten
 
     out = []
     pps_in_plan = sorted(p for p in expect.pps_goods if in_plan(p))
@@ -693,14 +666,14 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
         ):
             out.append(f"{ppk}: keeps {_diff(kept, own)} (it must hand on everything but its own items)")
     for node in sorted(set(received) | set(sent)):
-        if not node.startswith(("port:", "jetty:", "seaport:")):
+        if not is_hub(node):
             continue
         got, gone = received.get(node, {}), sent.get(node, {})
         short = any(q > got.get(i, 0) for i, q in gone.items())
         if short or (got != gone and not unserved):
             out.append(f"{node}: hands on {_diff(gone, got)} of what it received")
     for node in sorted(sent):
-        if node.startswith("wh:"):
+        if is_warehouse(node):
             continue
         stock: dict[str, int] = defaultdict(int)
         for when, order, goods, who in sorted(events[node], key=lambda e: (e[0], e[1])):
@@ -714,12 +687,12 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
                 break
     for code in sorted(kabupaten):
         total = add_goods(
-            *(g for p, g in expect.ppk_own.items() if p.split(":")[1][:5] == code),
-            *(g for p, g in expect.pps_goods.items() if p.split(":")[1][:5] == code),
+            *(g for p, g in expect.ppk_own.items() if kabupaten_of(p) == code),
+            *(g for p, g in expect.pps_goods.items() if kabupaten_of(p) == code),
         )
         loaded = sent.get(f"wh:{code}", {})
         if any(q > total.get(i, 0) for i, q in loaded.items()) or (
-            not any(u.split(":")[1][:5] == code for u in unserved) and loaded != total
+            not any(kabupaten_of(u) == code for u in unserved) and loaded != total
         ):
             out.append(f"wh:{code}: sends {_diff(loaded, total)} (the kabupaten's total)")
     return out
@@ -733,9 +706,9 @@ def _check_kpis(plan: Plan, expect: Expectations) -> list[str]:
     ):
         return []  # reported with the routes and the unserved list
     want = plan_kpis(plan, expect, expect.kabupaten_codes())
-    if not plan.kpis:
+    if plan.kpis is None:
         return ["kpis: missing (a plan carries the KPIs of its routes)"]
-    wrong = _kpi_differences(plan.kpis, want, "kpis")
+    wrong = _kpi_differences(plan.kpis.model_dump(), want.model_dump(), "kpis")
     out = [f"{path}: the plan says {got!r}, its routes give {value!r}" for path, got, value in wrong]
     if len(out) > MAX_KPI_PROBLEMS:
         out = [*out[:MAX_KPI_PROBLEMS], f"kpis: and {len(out) - MAX_KPI_PROBLEMS} more wrong values"]

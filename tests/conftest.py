@@ -422,14 +422,11 @@ SOLVE_TIME_LIMIT = 4.0
 
 
 def _solve_deterministic(scenario: Path, time_limit: float = SOLVE_TIME_LIMIT):
-    from planner.scenario import load_inputs, load_scenario
-    from planner.solve import assemble_plan, expectations, kabupaten_tasks, run_tasks, search_settings
+    from planner.pipeline import load_problem, make_plan, search_settings
 
-    inputs = load_inputs(load_scenario(scenario))
-    expect = expectations(inputs)
-    tasks = kabupaten_tasks(inputs, expect, search_settings(inputs, time_limit, deterministic=True))
-    plan = assemble_plan(inputs, expect, run_tasks(tasks, 1), inputs.scenario.resolved_paths().network)
-    return plan, expect
+    problem = load_problem(scenario)
+    plan = make_plan(problem, search_settings(problem, time_limit, deterministic=True))
+    return plan, problem.expect
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ import typer
 from typer.testing import CliRunner
 
 from planner import cli
-from planner.batch import Backend, BatchOptions, run_batch, run_jobs
+from planner.batch import BatchOptions, run_batch
 from planner.commands.batch import register
 from planner.errors import InputError
+from planner.execution import Backend, run_jobs
+from planner.pipeline import load_problem
 from planner.plan import read_plan
-from planner.scenario import load_inputs, load_scenario
-from planner.solve import expectations
 from planner.validate import validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,8 +66,8 @@ def test_batch_solves_each_scenario_and_a_rerun_skips_the_finished_ones(tmp_path
     for row, path in zip(rows, (first, second), strict=True):
         plan = read_plan(out / row.scenario / "plan.json")
         assert plan.scenario.name == row.scenario
-        assert validate_plan(plan, expectations(load_inputs(load_scenario(path))), allow_unserved=True) == []
-        assert row.problems == 0 and row.vehicles == plan.kpis["total"]["vehicles_used"] > 0
+        assert validate_plan(plan, load_problem(path).expect, allow_unserved=True) == []
+        assert row.problems == 0 and row.vehicles == plan.kpis.total.vehicles_used > 0
         assert (out / row.scenario / "map-kpu.html").is_file()
     summary = pd.read_csv(out / "batch-summary.csv")
     assert summary["scenario"].tolist() == ["bontang-a", "bontang-b"]

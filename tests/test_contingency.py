@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from planner import cli
-from planner.batch import Backend
 from planner.commands.batch import register
 from planner.contingency import (
     IMPACT_COLUMNS,
@@ -25,6 +24,7 @@ from planner.contingency import (
     summary_html,
     write_contingency_map,
 )
+from planner.execution import Backend
 from planner.network import Network, load_network
 from planner.scenario import load_inputs, load_scenario
 

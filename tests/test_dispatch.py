@@ -22,9 +22,9 @@ from planner.dispatch import (
     plan_kabupaten,
 )
 from planner.network import Network
-from planner.operations import VehicleKind, VehicleSpec, add_working_minutes
 from planner.paths import TravelSpeeds
 from planner.search import SearchSettings
+from planner.vehicles import VehicleSpec, VehicleType, add_working_minutes
 
 WH, PPK1, PPK2 = "wh:64.99", "ppk:64.99.01", "ppk:64.99.02"
 PORT, JETTY = "port:lanal_sangatta", "jetty:64.99.01.2001"
@@ -42,7 +42,7 @@ SETTINGS = SearchSettings(time_limit_s=5, deterministic=True, solution_limit=50,
 
 
 def _kind(type_id: str, speeds: dict[str, float], capacity_kg: float = 2000, tiers=(1, 2), hours=DAYLIGHT):
-    return VehicleKind(
+    return VehicleType(
         type_id=type_id,
         name=type_id,
         tiers=frozenset(tiers),

@@ -34,12 +34,12 @@ def fleet(network):
 def test_default_fleet_has_the_required_vehicle_types(fleet):
     assert {"truck", "pickup", "longboat", "speedboat", "navy_vessel"} <= set(fleet.types)
     types = fleet.types
-    assert types["truck"].modes == ("road",) and types["navy_vessel"].modes == ("sea",)
+    assert types["truck"].modes == {"road", "access"} and types["navy_vessel"].modes == {"sea", "access"}
     assert types["navy_vessel"].operating_hours is None  # may sail at night
     for boat in ("longboat", "speedboat"):
-        speeds = types[boat].speed_kmh
+        speeds = types[boat].speeds.speed_kmh
         assert speeds["river_up"] < speeds["river_down"]
-        assert types[boat].rapids_speed_kmh < speeds["river_up"]
+        assert types[boat].speeds.rapids_kmh < speeds["river_up"]
         assert types[boat].operating_hours is not None  # river by daylight only
     navy_bases = {v.base for v in fleet.vehicles if v.type_id == "navy_vessel"}
     assert navy_bases == {"port:lanal_sangatta", "port:lanal_balikpapan"}
@@ -72,13 +72,13 @@ def test_every_ppk_and_pps_can_be_reached_by_a_vehicle_of_its_tier(fleet, networ
     matrices = {}
     for type_id, vehicle_type in fleet.types.items():
         bases = sorted({v.base for v in fleet.vehicles if v.type_id == type_id})
-        matrices[type_id] = shortest_paths(network, vehicle_type.travel_speeds(), sources=bases)
+        matrices[type_id] = shortest_paths(network, vehicle_type.speeds, sources=bases)
     unreachable = []
     for kind, tier in (("ppk", 1), ("pps", 2)):
         for node, row in network.nodes[network.nodes["kind"] == kind].iterrows():
             if not any(
                 v.kabupaten_code == row["kabupaten_code"]
-                and fleet.types[v.type_id].works_tier(tier)
+                and fleet.types[v.type_id].tiers.__contains__(tier)
                 and np.isfinite(matrices[v.type_id].hours_between(v.base, node))
                 for v in fleet.vehicles
             ):
@@ -118,10 +118,10 @@ def test_base_on_each_ppk_and_for_other_kabupaten(network, tmp_path):
 
 def test_rapids_slow_boats_down(fleet, network):
     rapids = network.legs["rapids"].to_numpy() & (network.legs["mode"] == "river").to_numpy()
-    hours = leg_hours(network, fleet.types["longboat"].travel_speeds())
+    hours = leg_hours(network, fleet.types["longboat"].speeds)
     km = network.legs["length_km"].to_numpy()
-    assert np.allclose(hours[rapids], km[rapids] / fleet.types["longboat"].rapids_speed_kmh)
-    assert not np.isfinite(leg_hours(network, fleet.types["truck"].travel_speeds())[rapids]).any()
+    assert np.allclose(hours[rapids], km[rapids] / fleet.types["longboat"].speeds.rapids_kmh)
+    assert not np.isfinite(leg_hours(network, fleet.types["truck"].speeds)[rapids]).any()
 
 
 def bad_fleet(tmp_path, change) -> Path:

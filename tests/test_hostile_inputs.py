@@ -454,15 +454,13 @@ def test_hostile_overrides_are_read_or_refused_with_an_input_error(rows, raw_byt
 @pytest.fixture(scope="module")
 def solved_plan(tmp_path_factory):
     """A plan of Bontang (deterministic, tiny budgets) and its scenario file, to be broken."""
-    from planner.solve import assemble_plan, expectations, kabupaten_tasks, run_tasks, search_settings
+    from planner.pipeline import make_plan, problem_of, search_settings
 
     folder = tmp_path_factory.mktemp("plan")
     raw = _set(base_scenario(), "solver.options", {"seed_iterations": 200, "solution_limit": 20})
     scenario = write_yaml(folder / "s.yaml", raw)
-    inputs = scenario_module.load_inputs(scenario_module.load_scenario(scenario))
-    expect = expectations(inputs)
-    tasks = kabupaten_tasks(inputs, expect, search_settings(inputs, 5.0, deterministic=True))
-    plan = assemble_plan(inputs, expect, run_tasks(tasks, 1), inputs.scenario.resolved_paths().network)
+    problem = problem_of(scenario_module.load_inputs(scenario_module.load_scenario(scenario)))
+    plan = make_plan(problem, search_settings(problem, 5.0, deterministic=True))
     write_plan(plan, folder / "plan.json")
     return scenario, json.loads((folder / "plan.json").read_text(encoding="utf-8"))
 

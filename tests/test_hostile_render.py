@@ -28,9 +28,9 @@ from planner.cli import build_app
 from planner.contingency import leg_facts, leg_impact, ranked, write_contingency_map, write_impact_csv
 from planner.maps import DATA_ELEMENT_ID, build_map_content, load_boundaries, render_map_html, write_map
 from planner.network import Network, build_network, load_network, write_network
+from planner.outputs import write_outputs
 from planner.plan import Plan, write_plan
 from planner.report import write_reports
-from planner.solve import write_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 KALTIM = ROOT / "networks" / "kaltim"

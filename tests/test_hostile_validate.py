@@ -14,7 +14,7 @@ import pytest
 from planner.cli import main
 from planner.errors import InputError
 from planner.kpis import plan_kpis
-from planner.plan import Plan, Replan, Unserved, content_hash, read_plan, to_json, write_plan
+from planner.plan import Plan, PlanKpis, Replan, Unserved, content_hash, read_plan, to_json, write_plan
 from planner.validate import validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -212,11 +212,11 @@ def test_a_pps_both_served_and_unserved_is_caught(solved):
 
 def test_forged_kpis_are_caught(solved):
     plan, expect = solved
-    kpis = json.loads(json.dumps(plan.kpis))
+    kpis = plan.kpis.model_dump()
     kpis["total"]["cost_idr"] = 1
     code = next(iter(kpis["kabupaten"]))
     kpis["kabupaten"][code]["km_by_mode"]["road"] = 0.0
-    problems = validate_plan(forged(plan, kpis=kpis), expect)
+    problems = validate_plan(forged(plan, kpis=PlanKpis.model_validate(kpis)), expect)
     assert any(p.startswith("kpis.total.cost_idr: the plan says 1, its routes give ") for p in problems)
     assert any(p.startswith(f"kpis.kabupaten.{code}.km_by_mode.road: the plan says 0.0") for p in problems)
 
@@ -304,7 +304,7 @@ def test_validate_command_exit_1_names_the_violation_and_allow_unserved_accepts_
 
 
 SOLVER_MODULES = (
-    "('ortools', 'pyvrp', 'planner.dispatch', 'planner.search', 'planner.model', 'planner.solve')"
+    "('ortools', 'pyvrp', 'planner.dispatch', 'planner.search', 'planner.model', 'planner.pipeline')"
 )
 
 

@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner.dispatch import ItemUnit, Kit, add_goods, integer_load, split_kits, vehicle_capacity
-from planner.operations import handling_minutes, kits_handed_over
 from planner.plan import Plan, Stop, to_json
 from planner.report import item_infos, kit_numbers_text, manifest_frame
 from planner.validate import validate_plan
+from planner.vehicles import handling_minutes, kits_handed_over
 
 UNITS = {
     "kotak": ItemUnit("kotak", 2.26, 0.096),

@@ -316,7 +316,7 @@ def test_trunk_roads_are_faster_than_local_roads_in_the_default_fleet(built):
     local = road[road["road_class"] == "local"].iloc[0]
     ferry = road[road["road_class"] == "ferry"].iloc[0]
     for type_id in ("truck", "pickup"):
-        speeds = vehicle_type(type_id, spec.vehicle_types[type_id]).travel_speeds()
+        speeds = vehicle_type(type_id, spec.vehicle_types[type_id]).speeds
         assert speeds.speed_on(trunk) > speeds.speed_on(local) > 0
         hours = ferry["length_km"] / speeds.speed_on(ferry)
         assert hours == pytest.approx(ferry["crossing_h"])  # the ferry's time, whatever the vehicle

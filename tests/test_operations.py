@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner.dispatch import ItemUnit, goods_weight, split_goods
-from planner.operations import add_working_minutes, is_open, latest_start, nights, working_minutes
+from planner.vehicles import add_working_minutes, is_open, latest_start, nights, working_minutes
 
 DAY = (6 * 60, 18 * 60)  # 06:00-18:00
 START = 6 * 60  # plans start at 06:00 local

@@ -15,20 +15,13 @@ from pathlib import Path
 
 import pytest
 
-import planner.solve
+import planner.outputs
 from planner import cli
 from planner.batch import BatchOptions, run_batch
 from planner.errors import InputError
 from planner.fileio import RECORD_NAME, file_sha256, folder_files, folder_lock, record_problems
-from planner.scenario import load_inputs, load_scenario
-from planner.solve import (
-    assemble_plan,
-    expectations,
-    kabupaten_tasks,
-    run_tasks,
-    search_settings,
-    write_outputs,
-)
+from planner.outputs import write_outputs
+from planner.pipeline import load_problem, make_plan, search_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_SOLVER = (
@@ -57,11 +50,9 @@ def bontang(tmp_path_factory):
     """(scenario path, plan, inputs) of Bontang, solved once."""
     folder = tmp_path_factory.mktemp("bontang")
     path = bontang_scenario(folder)
-    inputs = load_inputs(load_scenario(path))
-    expect = expectations(inputs)
-    tasks = kabupaten_tasks(inputs, expect, search_settings(inputs, 5.0, deterministic=True))
-    plan = assemble_plan(inputs, expect, run_tasks(tasks, 1), inputs.scenario.resolved_paths().network)
-    return path, plan, inputs
+    problem = load_problem(path)
+    plan = make_plan(problem, search_settings(problem, 5.0, deterministic=True))
+    return path, plan, problem.inputs
 
 
 def run_cli(args: list[str]) -> int:
@@ -106,7 +97,7 @@ def test_a_failure_mid_write_leaves_the_previous_folder_intact(bontang, tmp_path
         assert any(Path(tmp_path).glob(".out.partial-*/plan.json"))  # plan.json of the new run is written
         raise OSError("disk full")
 
-    monkeypatch.setattr(planner.solve, "write_map", broken_map)
+    monkeypatch.setattr(planner.outputs, "write_map", broken_map)
     other = plan.model_copy(update={"routes": plan.routes[:1]})
     with pytest.raises(OSError, match="disk full"):
         write_outputs(other, inputs, out)
@@ -117,7 +108,7 @@ def test_a_failure_mid_write_leaves_the_previous_folder_intact(bontang, tmp_path
 def test_a_failed_first_run_leaves_no_folder(bontang, tmp_path, monkeypatch):
     _, plan, inputs = bontang
     monkeypatch.setattr(
-        planner.solve, "write_map", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+        planner.outputs, "write_map", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
     )
     with pytest.raises(KeyboardInterrupt):
         write_outputs(plan, inputs, tmp_path / "new" / "out")
@@ -178,7 +169,7 @@ def test_a_second_run_into_a_held_folder_is_refused_before_it_solves(bontang, tm
         lock = _write_lock(out, holder.pid)
         with pytest.raises(InputError, match=f"another planner run .pid {holder.pid}"):
             write_outputs(plan, inputs, out)
-        monkeypatch.setattr("planner.commands.solve.load_scenario", lambda *a: pytest.fail("solved anyway"))
+        monkeypatch.setattr("planner.commands.solve.load_problem", lambda *a: pytest.fail("solved anyway"))
         assert run_cli(["solve", str(scenario), "--out", str(out)]) == 2
         assert "being written by another planner run" in capsys.readouterr().err
         assert lock.exists() and not out.exists()
@@ -203,7 +194,7 @@ def test_a_bad_out_exits_2_before_any_work(make_out, bontang, tmp_path, monkeypa
             write_outputs(bontang_plan, inputs, out)
         assert (out / "letter.txt").read_text(encoding="utf-8") == "keep me"
         return
-    monkeypatch.setattr("planner.commands.solve.load_scenario", lambda *a: pytest.fail("solved anyway"))
+    monkeypatch.setattr("planner.commands.solve.load_problem", lambda *a: pytest.fail("solved anyway"))
     assert run_cli(["solve", str(scenario), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--out" in err and "is a file" in err and "Traceback" not in err

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from planner.cli import main
+from planner.pipeline import problem_of, search_settings
 from planner.plan import read_plan, to_json, write_plan
 from planner.replan import Change, apply_change, check_change, plan_diff, replan, segments
 from planner.scenario import load_inputs, load_scenario
-from planner.solve import expectations, search_settings
 from planner.validate import validate_plan
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,10 +28,9 @@ def mahulu_inputs():
 def run_replan(plan, inputs, block=(), unblock=(), at=None):
     change = Change(tuple(block), tuple(unblock), at or plan.calendar.start + AFTER_START)
     check_change(plan, inputs.network, change)
-    changed = apply_change(inputs, plan, change)
-    expect = expectations(changed)
-    result = replan(plan, changed, expect, change, search_settings(changed, 4.0, deterministic=True))
-    return result, expect, change
+    changed = problem_of(apply_change(inputs, plan, change))
+    result = replan(plan, changed, change, search_settings(changed, 4.0, deterministic=True))
+    return result, changed.expect, change
 
 
 def frozen_stops(plan, at):
@@ -384,7 +383,13 @@ def test_validate_finds_the_previous_plan_by_its_hash_and_checks_the_replan(tmp_
     assert exit_info.value.code in (0, None), capsys.readouterr().out
     assert f"Re-plan of {plan_file} (hash checked)" in " ".join(capsys.readouterr().out.split())
     # the previous plan edited after the re-plan: its hash no longer matches
-    edited = plan.model_copy(update={"kpis": {**plan.kpis, "note": 1}})
+    edited = plan.model_copy(
+        update={
+            "kpis": plan.kpis.model_copy(
+                update={"total": plan.kpis.total.model_copy(update={"trips": plan.kpis.total.trips + 1})}
+            )
+        }
+    )
     write_plan(edited, plan_file)
     with pytest.raises(SystemExit) as exit_info:
         main(["validate", str(out / "plan.json"), str(MAHULU), "--allow-unserved"])

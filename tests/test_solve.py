@@ -125,7 +125,7 @@ def test_solve_and_validate_commands_write_a_plan_that_validates(tmp_path):
     for name in ("plan.json", "stops.csv", "legs.csv", "unserved.csv"):
         assert (out / name).is_file()
     plan = read_plan(out / "plan.json")
-    assert plan.routes and plan.kpis["total"]["vehicles_used"] > 0
+    assert plan.routes and plan.kpis.total.vehicles_used > 0
     checked = subprocess.run(
         [*run, "validate", str(out / "plan.json"), str(MAHULU)], capture_output=True, text=True
     )

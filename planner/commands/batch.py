@@ -18,7 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from planner.batch import Backend, BatchOptions, BatchRow, run_batch
+from planner.batch import BatchOptions, BatchRow, run_batch
 from planner.commands.options import (
     DeterministicOption,
     SchedulerOption,
@@ -34,6 +34,7 @@ from planner.contingency import (
     run_contingency,
 )
 from planner.errors import InputError
+from planner.execution import Backend
 from planner.fileio import check_output_folder, folder_lock, write_record
 from planner.i18n import language
 from planner.scenario import load_scenario
@@ -47,7 +48,7 @@ TOP_ROWS = 15
 
 
 class RichProgress:
-    """planner.batch.Progress on a rich progress bar: one bar per stage."""
+    """planner.execution.Progress on a rich progress bar: one bar per stage."""
 
     def __init__(self, progress: Progress):
         self.progress = progress

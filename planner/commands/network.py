@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from planner.network import (
-    MODES,
     build_network,
     check_network,
     how_reached,
@@ -19,6 +18,7 @@ from planner.network import (
     network_dir,
     write_network,
 )
+from planner.nodes import MODES
 
 network_app = typer.Typer(
     help="Build and check the road / river / sea network of a region.", no_args_is_help=True

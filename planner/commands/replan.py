@@ -15,11 +15,12 @@ from rich.table import Table
 from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
 from planner.commands.solve import kabupaten_names, summary_table
 from planner.errors import InputError
+from planner.execution import Backend
 from planner.fileio import stored_path, write_json
+from planner.outputs import write_outputs
+from planner.pipeline import Problem, load_problem, problem_of, search_settings
 from planner.plan import Plan, ScenarioRef, file_hash, read_plan
-from planner.replan import Change, apply_change, changed_trips, check_change, plan_diff, replan
-from planner.scenario import load_inputs, load_scenario
-from planner.solve import expectations, search_settings, write_outputs
+from planner.replan import Change, ReplanResult, apply_change, changed_trips, check_change, plan_diff, replan
 from planner.validate import Expectations, Previous, validate_plan
 
 TOP_ROWS = 25
@@ -117,6 +118,56 @@ def replan_command(
         raise InputError("give the moment of the change with --at, e.g. --at 2024-11-24T10:00+08:00")
     plan = read_plan(plan_file)
     scenario_file = scenario or stored_path(plan_file, plan.scenario.path or "")
+    before, other_scenario = _plan_problem(plan, plan_file, scenario_file, force_scenario)
+    change = Change(tuple(block or ()), tuple(unblock or ()), _moment(at, plan.calendar.start.tzinfo))
+    check_change(plan, before.inputs.network, change)
+    if other_scenario is not None:
+        check_past_fits(plan, before.expect, change.at, plan_file, scenario_file)
+    after = problem_of(apply_change(before.inputs, plan, change))
+    settings = search_settings(after, time_limit, True if deterministic else None)
+    with console.status("Re-planning the kabupaten the change touches..."):
+        result = replan(
+            plan,
+            after,
+            change,
+            settings,
+            Backend(workers=workers or after.scenario.solver.workers),
+            based_on=str(plan_file),
+            based_on_hash=file_hash(plan_file),
+            scenario=other_scenario,
+        )
+    new = result.plan
+    names = after.inputs.network.nodes["name"].astype(str).to_dict()
+    diff = plan_diff(plan, new, names)
+    problems = validate_plan(
+        new, before.expect, previous=Previous(plan, file_hash(plan_file)), allow_unserved=True
+    )
+    written = write_outputs(
+        new,
+        after.inputs,
+        out,
+        changed_trips(plan, new),
+        lambda folder: [write_json(folder / "diff.json", diff)],
+    )
+    console.print(summary_table(new, kabupaten_names(after.inputs)))
+    _print_changes(console, diff, result, names)
+    console.print(
+        f"Kabupaten planned again: {', '.join(result.replanned) or 'none'}. Wrote {len(written)} files to "
+        f"[bold]{escape(str(out))}[/] in {time.perf_counter() - started:.0f} s.",
+        highlight=False,
+    )
+    if problems:
+        console.print(f"[bold red]The new plan fails validation ({len(problems)} problems):[/]")
+        for p in problems[:50]:
+            console.print(f"  {escape(p)}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _plan_problem(
+    plan: Plan, plan_file: Path, scenario_file: Path, force_scenario: bool
+) -> tuple[Problem, ScenarioRef | None]:
+    """The problem of the scenario to re-plan on, and its reference when it is not the plan's own
+    (`--force-scenario`); InputError when the file is missing or another scenario without the flag."""
     if not scenario_file.is_file():
         raise InputError(
             f"the plan's scenario file {scenario_file} is not found: give it with --scenario",
@@ -129,43 +180,17 @@ def replan_command(
             f"{scenario_hash}, the plan's scenario.hash {plan.scenario.hash}): give the plan's scenario, or "
             "--force-scenario to re-plan on this one anyway"
         )
-    checked = load_scenario(scenario_file)
-    inputs = load_inputs(checked)
-    change = Change(tuple(block or ()), tuple(unblock or ()), _moment(at, plan.calendar.start.tzinfo))
-    check_change(plan, inputs.network, change)
-    before = expectations(inputs)
-    if scenario_hash != plan.scenario.hash:
-        check_past_fits(plan, before, change.at, plan_file, scenario_file)
-    inputs = apply_change(inputs, plan, change)
-    expect = expectations(inputs)
-    settings = search_settings(inputs, time_limit, True if deterministic else None)
-    with console.status("Re-planning the kabupaten the change touches..."):
-        result = replan(
-            plan,
-            inputs,
-            expect,
-            change,
-            settings,
-            workers or checked.solver.workers,
-            based_on=str(plan_file),
-            based_on_hash=file_hash(plan_file),
-            scenario=ScenarioRef(
-                name=checked.name,
-                hash=scenario_hash,
-                path=str(checked.source) if checked.source else str(scenario_file),
-            )
-            if scenario_hash != plan.scenario.hash
-            else None,
-        )
-    new = result.plan
-    names = inputs.network.nodes["name"].astype(str).to_dict()
-    diff = plan_diff(plan, new, names)
-    previous = Previous(plan, file_hash(plan_file))
-    problems = validate_plan(new, before, previous=previous, allow_unserved=True)
-    written = write_outputs(
-        new, inputs, out, changed_trips(plan, new), lambda folder: [write_json(folder / "diff.json", diff)]
+    problem = load_problem(scenario_file)
+    if scenario_hash == plan.scenario.hash:
+        return problem, None
+    source = problem.scenario.source
+    return problem, ScenarioRef(
+        name=problem.scenario.name, hash=scenario_hash, path=str(source or scenario_file)
     )
-    console.print(summary_table(new, kabupaten_names(inputs)))
+
+
+def _print_changes(console: Console, diff: dict, result: ReplanResult, names: dict[str, str]) -> None:
+    """The diff table, km added, newly unserved, served again, stranded and re-routed trips."""
     console.print(diff_table(diff))
     km = ", ".join(f"{mode} {value:+,.1f}" for mode, value in diff["km_added_by_mode"].items() if value)
     console.print(f"km added per mode: {km or 'none'}", highlight=False)
@@ -193,17 +218,7 @@ def replan_command(
                 highlight=False,
             )
     rerouted = sum(1 for c in result.continued if c.rerouted)
-    console.print(
-        f"{rerouted} trip(s) under way re-routed; kabupaten planned again: "
-        f"{', '.join(result.replanned) or 'none'}. Wrote {len(written)} files to [bold]{escape(str(out))}[/] "
-        f"in {time.perf_counter() - started:.0f} s.",
-        highlight=False,
-    )
-    if problems:
-        console.print(f"[bold red]The new plan fails validation ({len(problems)} problems):[/]")
-        for p in problems[:50]:
-            console.print(f"  {escape(p)}", highlight=False)
-        raise typer.Exit(1)
+    console.print(f"{rerouted} trip(s) under way re-routed.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

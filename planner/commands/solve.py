@@ -13,16 +13,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from planner.commands.options import DeterministicOption, TimeLimitOption, WorkersOption, holds_output
+from planner.execution import Backend
+from planner.outputs import write_outputs
+from planner.pipeline import SOLVE_STAGE, load_problem, make_plan, search_settings
 from planner.plan import Plan
-from planner.scenario import ScenarioInputs, load_inputs, load_scenario
-from planner.solve import (
-    assemble_plan,
-    expectations,
-    kabupaten_tasks,
-    run_tasks,
-    search_settings,
-    write_outputs,
-)
+from planner.scenario import ScenarioInputs
 from planner.validate import validate_plan
 
 
@@ -47,21 +42,53 @@ def summary_table(plan: Plan, names: dict[str, str]) -> Table:
         ("unserved", "right"),
     ]:
         table.add_column(column, justify=justify)
-    for code, k in plan.kpis["kabupaten"].items():
-        km = k["km_by_mode"]
+    for code, k in (plan.kpis.kabupaten if plan.kpis else {}).items():
+        km = k.km_by_mode
         table.add_row(
             escape(f"{code} {names.get(code, '')}"),
-            str(k["vehicles_used"]),
-            str(k["trips"]),
+            str(k.vehicles_used),
+            str(k.trips),
             f"{km['road']:,.0f}",
             f"{km['river']:,.0f}",
             f"{km['sea']:,.0f}",
-            (k["ppk_completion"] or "-")[5:16].replace("T", " "),
-            (k["pps_completion"] or "-")[5:16].replace("T", " "),
-            f"{k['slack_hours_pps']:.1f}" if k["slack_hours_pps"] is not None else "-",
-            f"[bold red]{k['unserved']}[/]" if k["unserved"] else "0",
+            (k.ppk_completion or "-")[5:16].replace("T", " "),
+            (k.pps_completion or "-")[5:16].replace("T", " "),
+            f"{k.slack_hours_pps:.1f}" if k.slack_hours_pps is not None else "-",
+            f"[bold red]{k.unserved}[/]" if k.unserved else "0",
         )
     return table
+
+
+class KabupatenProgress:
+    """A bar for the whole solve and one row per kabupaten, ticked as each one is planned."""
+
+    def __init__(self, console: Console, kabupaten: tuple[str, ...], names: dict[str, str]) -> None:
+        self.bars = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.overall = self.bars.add_task(f"Solving {len(kabupaten)} kabupaten", total=len(kabupaten))
+        self.rows = {
+            code: self.bars.add_task(escape(f"  {code} {names.get(code, '')}"), total=1) for code in kabupaten
+        }
+
+    def __enter__(self) -> KabupatenProgress:
+        self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bars.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        pass
+
+    def advance(self, stage: str, detail: str = "") -> None:
+        if stage == SOLVE_STAGE and detail in self.rows:
+            self.bars.update(self.rows[detail], completed=1)
+            self.bars.advance(self.overall)
 
 
 @holds_output()
@@ -77,37 +104,14 @@ def solve(
     """Schedule every vehicle so that the 14 items reach every PPK and PPS before the deadlines."""
     console = Console()
     started = time.perf_counter()
-    checked = load_scenario(scenario)
-    inputs = load_inputs(checked)
-    expect = expectations(inputs)
-    settings = search_settings(inputs, time_limit, True if deterministic else None)
-    tasks = kabupaten_tasks(inputs, expect, settings)
-    names = kabupaten_names(inputs)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-    rows = {}
-    with progress:
-        overall = progress.add_task(f"Solving {len(tasks)} kabupaten", total=len(tasks))
-        for task in tasks:
-            rows[task.kabupaten_code] = progress.add_task(
-                escape(f"  {task.kabupaten_code} {names.get(task.kabupaten_code, '')}"), total=1
-            )
-
-        def notify(code: str, state: str) -> None:
-            if state == "done":
-                progress.update(rows[code], completed=1)
-                progress.advance(overall)
-
-        results = run_tasks(tasks, workers or checked.solver.workers, notify)
-    plan = assemble_plan(inputs, expect, results, checked.resolved_paths().network)
-    problems = validate_plan(plan, expect, allow_unserved=True)  # the unserved are listed below
-    written = write_outputs(plan, inputs, out)
+    problem = load_problem(scenario)
+    settings = search_settings(problem, time_limit, True if deterministic else None)
+    names = kabupaten_names(problem.inputs)
+    with KabupatenProgress(console, problem.kabupaten, names) as progress:
+        backend = Backend(workers=workers or problem.scenario.solver.workers)
+        plan = make_plan(problem, settings, backend, progress)
+    problems = validate_plan(plan, problem.expect, allow_unserved=True)  # the unserved are listed below
+    written = write_outputs(plan, problem.inputs, out)
     console.print(summary_table(plan, names))
     for u in plan.unserved:
         console.print(f"  unserved {escape(u.node_id)}: {u.reason} ({escape(u.detail)})", highlight=False)

@@ -1,7 +1,8 @@
-"""What a vehicle type can do and when it may do it: modes, speeds, capacity, handling times, daylight.
+"""Vehicle types and vehicles: what a type can do and when it may do it (modes, speeds, capacity, handling
+times, daylight).
 
-Shared by dispatch (which plans with it) and validate (which re-checks plans with it). Times are minutes
-after the plan start; `start_minute_of_day` is the local clock time of the plan start.
+The fleet file is read into these (planner.fleet); dispatch plans with them and validate re-checks plans with
+them. Times are minutes after the plan start; `start_minute_of_day` is the local clock time of the plan start.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from planner.paths import TravelSpeeds
 
 
 @dataclass(frozen=True)
-class VehicleKind:
+class VehicleType:
+    """One vehicle type of the fleet (truck, pickup, longboat, speedboat, navy vessel, ...)."""
+
     type_id: str
     name: str
     tiers: frozenset[int]
@@ -41,14 +44,14 @@ class VehicleSpec:
 
     vehicle_id: str
     base: str
-    kind: VehicleKind
+    kind: VehicleType  # its vehicle type
 
     @property
     def type_id(self) -> str:
         return self.kind.type_id
 
 
-def handling_minutes(kind: VehicleKind, kits: int) -> int:
+def handling_minutes(kind: VehicleType, kits: int) -> int:
     """Minutes to hand over goods at a stop: the fixed `unload_min` (BAST record) plus a time per TPS kit."""
     return kind.unload_min + math.ceil(kind.unload_min_per_kit * max(kits, 0) - 1e-9)
 
