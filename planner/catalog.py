@@ -45,22 +45,29 @@ RESERVED_IDS = frozenset(
 
 @dataclass(frozen=True)
 class Item:
-    """One catalog line. Quantities are whole units; `unit_kg` and `unit_m3` are per unit.
+    """One catalog line: the one item type of the planner (demand, dispatch, validator, reports).
 
-    `unit_m3` is the volume a unit adds to a load: 0 for an item packed inside another (`packed_in`),
-    whose own volume is `own_m3` (None: the same as unit_m3).
+    Quantities are whole units; `unit_kg` and `unit_m3` are per unit. `unit_m3` is the volume a unit adds to
+    a load: 0 for an item packed inside another (`packed_in`), whose own volume is `own_m3` (None: the same
+    as unit_m3). `rule`, `per` and `reserve_pct` say how many a TPS, PPS or PPK gets (empty `rule`: an item
+    only known by its id and weight, e.g. in a unit test or an item a plan moves that the catalog lacks).
     """
 
     id: str
     name: str
-    rule: str
-    per: int
-    reserve_pct: Fraction
     unit_kg: float
     unit_m3: float
-    source: str
+    rule: str = ""
+    per: int = 1
+    reserve_pct: Fraction = Fraction(0)
+    source: str = ""
     packed_in: str = ""
     own_m3: float | None = None
+
+    @property
+    def weight_known(self) -> bool:
+        """False for an item whose weight or volume is not known (NaN): reports leave its totals blank."""
+        return not (math.isnan(self.unit_kg) or math.isnan(self.unit_m3))
 
     @property
     def in_tps_kit(self) -> bool:
@@ -192,14 +199,14 @@ def _parse_row(row: dict[str, str], where: str, problems: list[str]) -> Item | N
     return Item(
         item_id,
         name,
-        rule,
-        int(per),
-        Fraction(reserve),
-        float(unit_kg),
-        load_m3,
-        source,
-        packed_in,
-        float(unit_m3),
+        unit_kg=float(unit_kg),
+        unit_m3=load_m3,
+        rule=rule,
+        per=int(per),
+        reserve_pct=Fraction(reserve),
+        source=source,
+        packed_in=packed_in,
+        own_m3=float(unit_m3),
     )
 
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from planner.goods import ItemUnit, add_goods, goods_weight
+from planner.catalog import Item
+from planner.goods import add_goods, goods_weight
 from planner.model import UNREACHABLE, RoutingProblem, Stop, Vehicle, VehicleClass
 from planner.network import Network
 from planner.nodes import is_hub, is_pps
@@ -115,7 +116,7 @@ class KabupatenTask:
     kabupaten_code: str
     network: Network
     vehicles: tuple[VehicleSpec, ...]
-    items: tuple[ItemUnit, ...]
+    items: tuple[Item, ...]
     ppk_goods: Mapping[str, Mapping[str, int]]  # PPK node -> goods for the PPK itself and all its PPS
     ppk_own: Mapping[str, Mapping[str, int]]  # PPK node -> goods the PPK keeps
     pps_goods: Mapping[str, Mapping[str, int]]  # PPS node -> goods
@@ -171,10 +172,10 @@ class KabupatenResult:
 # ---------------------------------------------------------------- goods arithmetic
 
 
-def integer_load(items: Mapping[str, int], units: Mapping[str, ItemUnit]) -> tuple[int, int]:
+def integer_load(items: Mapping[str, int], units: Mapping[str, Item]) -> tuple[int, int]:
     """Weight in grams and volume in cm3, as the solver sees them (exact integers, no rounding drift)."""
-    grams = sum(q * round(units[i].kg * GRAMS) for i, q in items.items())
-    cm3 = sum(q * round(units[i].m3 * CM3) for i, q in items.items())
+    grams = sum(q * round(units[i].unit_kg * GRAMS) for i, q in items.items())
+    cm3 = sum(q * round(units[i].unit_m3 * CM3) for i, q in items.items())
     return grams, cm3
 
 
@@ -183,7 +184,7 @@ def vehicle_capacity(capacity_kg: float, capacity_m3: float) -> tuple[int, int]:
 
 
 def split_goods(
-    items: Mapping[str, int], units: Mapping[str, ItemUnit], cap_kg: float, cap_m3: float
+    items: Mapping[str, int], units: Mapping[str, Item], cap_kg: float, cap_m3: float
 ) -> list[dict[str, int]]:
     """Split goods into loads that each fit one vehicle, keeping whole units (bulkiest items first)."""
     capacity = vehicle_capacity(cap_kg, cap_m3)
@@ -219,7 +220,7 @@ def _fits(size: tuple[int, int], room: Sequence[int]) -> bool:
 def split_kits(
     items: Mapping[str, int],
     kits: Sequence[Kit],
-    units: Mapping[str, ItemUnit],
+    units: Mapping[str, Item],
     cap_kg: float,
     cap_m3: float,
 ) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
@@ -393,7 +394,7 @@ def _layer_loads(
 
 
 def _split_for(
-    shipment: Shipment, able: Sequence[VehicleSpec], units: Mapping[str, ItemUnit]
+    shipment: Shipment, able: Sequence[VehicleSpec], units: Mapping[str, Item]
 ) -> list[tuple[dict[str, int], tuple[Kit, ...]]]:
     """The shipment's loads, each small enough for every vehicle that can take it (so a PPK's 4WD can carry any
     load of a desa its open-bed pikap also reaches); a vehicle with more room takes several loads on one trip.
@@ -430,7 +431,7 @@ def _vehicle_classes(
 
 
 def _trips_per_base(
-    layer: _Layer, loads: Sequence[tuple[int, dict[str, int], tuple[Kit, ...]]], units: Mapping[str, ItemUnit]
+    layer: _Layer, loads: Sequence[tuple[int, dict[str, int], tuple[Kit, ...]]], units: Mapping[str, Item]
 ) -> dict[str, int]:
     """How many chained trips each vehicle of a base may drive: enough to carry the base's goods, plus a spare
     (whole stops do not pack loads perfectly), at most MAX_TRIPS."""

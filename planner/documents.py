@@ -192,7 +192,8 @@ def document_items(items: Any, plan: Plan | None = None) -> list[DocumentItem]:
         rule, per = rules.get(info.id, (None, None))
         scope = SCOPE_OF_RULE.get(rule or "", "tps")
         per_tps = per if rule == "per_tps" and per else None
-        result.append(DocumentItem(info.id, info.name, scope, info.unit_kg, info.unit_m3, per_tps))
+        kg, m3 = (info.unit_kg, info.unit_m3) if info.weight_known else (None, None)
+        result.append(DocumentItem(info.id, info.name, scope, kg, m3, per_tps))
     return result
 
 

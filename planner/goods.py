@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from planner.catalog import Item
 
 
-@dataclass(frozen=True)
-class ItemUnit:
-    """One catalog item: weight (kg) and volume (m3) of one unit."""
-
-    id: str
-    kg: float
-    m3: float
-
-
-def goods_weight(items: Mapping[str, int], units: Mapping[str, ItemUnit]) -> tuple[float, float]:
-    """(kg, m3) of `items` (item id -> units)."""
-    kg = sum(q * units[i].kg for i, q in items.items())
-    m3 = sum(q * units[i].m3 for i, q in items.items())
+def goods_weight(items: Mapping[str, int], units: Mapping[str, Item]) -> tuple[float, float]:
+    """(kg, m3) of `items` (item id -> units); `units`: the catalog items by id."""
+    kg = sum(q * units[i].unit_kg for i, q in items.items())
+    m3 = sum(q * units[i].unit_m3 for i, q in items.items())
     return kg, m3
 
 

@@ -45,11 +45,12 @@ from branca.element import Element, MacroElement
 from folium.template import Template
 from shapely.geometry import LineString, mapping
 
+from planner.catalog import Item
 from planner.errors import InputError
 from planner.fileio import write_text
 from planner.i18n import DEFAULT_LANGUAGE, TIMEZONE, ZONE_LABEL, Language, language
 from planner.plan import Plan, Route, Stop
-from planner.report import ItemInfo, check_plan_references, item_infos, node_info_table
+from planner.report import check_plan_references, item_infos, node_info_table
 
 Audience = Literal["kpu", "lanal"]
 AUDIENCES: tuple[str, ...] = ("kpu", "lanal")
@@ -240,7 +241,7 @@ class Wording:
     """The language of a map and what it needs to write quantities and times."""
 
     lang: Language
-    items: Sequence[ItemInfo]
+    items: Sequence[Item]
     loose: frozenset[str]  # item ids not counted as packages (ballot sheets travel inside the TPS kits)
 
     def when(self, moment: datetime) -> str:
@@ -251,7 +252,7 @@ class Wording:
     def cargo(self, quantities: Mapping[str, int]) -> tuple[int, float | None]:
         """(packages, kg) of a set of quantities; kg is None without a catalog."""
         packages = sum(q for item_id, q in quantities.items() if item_id not in self.loose)
-        weights = {i.id: i.unit_kg for i in self.items}
+        weights = {i.id: i.unit_kg if i.weight_known else None for i in self.items}
         known = all(weights.get(item_id) is not None for item_id, q in quantities.items() if q)
         kg = sum(q * (weights.get(item_id) or 0.0) for item_id, q in quantities.items())
         return packages, (kg if known and self.items else None)
@@ -1211,7 +1212,7 @@ def write_map(
     audience: Audience,
     out_path: str | Path,
     *,
-    items: Sequence[ItemInfo] | Any = None,
+    items: Sequence[Item] | Any = None,
     boundaries: Boundaries | None = None,
     changed: Collection[tuple[str, int]] = (),
     lang: str = DEFAULT_LANGUAGE,

@@ -18,13 +18,13 @@ import math
 import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from planner.catalog import Item
 from planner.errors import InputError
 from planner.fileio import FORMULA_STARTS, write_bytes, write_csv, write_with
 from planner.plan import Plan, Route
@@ -42,22 +42,13 @@ _NIGHT_END_HOUR = 6
 # ---------------------------------------------------------------- plain inputs
 
 
-@dataclass(frozen=True)
-class ItemInfo:
-    """What the reports need of a catalog line. Weight and volume are None when no catalog was given."""
-
-    id: str
-    name: str
-    unit_kg: float | None = None
-    unit_m3: float | None = None
-
-
 def _field(entry: Any, name: str) -> Any:
     return entry.get(name) if isinstance(entry, Mapping) else getattr(entry, name, None)
 
 
-def item_infos(items: Any, plan: Plan | None = None) -> list[ItemInfo]:
-    """Normalise a catalog (planner.catalog items, dicts, or a DataFrame with id, name, unit_kg, unit_m3).
+def item_infos(items: Any, plan: Plan | None = None) -> list[Item]:
+    """Normalise a catalog (planner.catalog items, dicts, or a DataFrame with id, name, unit_kg, unit_m3) to
+    catalog items; a weight or volume not given is NaN (Item.weight_known is False).
 
     Catalog order is kept; item ids the plan moves that the catalog lacks are appended (named by their id),
     so a manifest never hides a quantity.
@@ -68,28 +59,28 @@ def item_infos(items: Any, plan: Plan | None = None) -> list[ItemInfo]:
         entries = items.to_dict("records")
     else:
         entries = list(items)
-    infos: list[ItemInfo] = []
+    infos: list[Item] = []
     for entry in entries:
+        if isinstance(entry, Item):
+            infos.append(entry)
+            continue
         item_id = str(_field(entry, "id"))
         name = _field(entry, "name")
         infos.append(
-            ItemInfo(
+            Item(
                 item_id, str(name) if name else item_id, _number(entry, "unit_kg"), _number(entry, "unit_m3")
             )
         )
     known = {info.id for info in infos}
     if plan is not None:
         for item_id in sorted(plan_item_ids(plan) - known):
-            infos.append(ItemInfo(item_id, item_id))
+            infos.append(Item(item_id, item_id, math.nan, math.nan))
     return infos
 
 
-def _number(entry: Any, name: str) -> float | None:
+def _number(entry: Any, name: str) -> float:
     value = _field(entry, name)
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else value
+    return math.nan if value is None else float(value)
 
 
 def plan_item_ids(plan: Plan) -> set[str]:
@@ -138,12 +129,12 @@ def check_plan_references(plan: Plan, network: Any) -> None:
 # ---------------------------------------------------------------- tables
 
 
-def _weights(quantities: Mapping[str, int], items: Sequence[ItemInfo]) -> tuple[float | None, float | None]:
+def _weights(quantities: Mapping[str, int], items: Sequence[Item]) -> tuple[float | None, float | None]:
     units = {item.id: item for item in items}
-    if any(units[i].unit_kg is None or units[i].unit_m3 is None for i in quantities if i in units):
+    if any(not units[i].weight_known for i in quantities if i in units):
         return None, None
-    kg = sum(q * (units[i].unit_kg or 0.0) for i, q in quantities.items() if i in units)
-    m3 = sum(q * (units[i].unit_m3 or 0.0) for i, q in quantities.items() if i in units)
+    kg = sum(q * units[i].unit_kg for i, q in quantities.items() if i in units)
+    m3 = sum(q * units[i].unit_m3 for i, q in quantities.items() if i in units)
     return round(kg, 3), round(m3, 4)
 
 
@@ -189,7 +180,7 @@ def kit_numbers_text(numbers: Sequence[int]) -> str:
 
 
 def manifest_frame(
-    routes: Sequence[Route], network: Any, items: Sequence[ItemInfo], node_info: pd.DataFrame
+    routes: Sequence[Route], network: Any, items: Sequence[Item], node_info: pd.DataFrame
 ) -> pd.DataFrame:
     """The surat jalan of one vehicle: one row per stop activity in order, a total per trip and a grand total.
 
@@ -281,7 +272,7 @@ def manifest_frame(
     return frame
 
 
-def _quantity_row(base: dict[str, Any], quantities: Mapping[str, int], items: Sequence[ItemInfo]) -> dict:
+def _quantity_row(base: dict[str, Any], quantities: Mapping[str, int], items: Sequence[Item]) -> dict:
     row = dict(base)
     row.update({item.id: int(quantities.get(item.id, 0)) for item in items})
     row["weight_kg"], row["volume_m3"] = _weights(quantities, items)
@@ -289,7 +280,7 @@ def _quantity_row(base: dict[str, Any], quantities: Mapping[str, int], items: Se
 
 
 def deliveries_frame(
-    plan: Plan, network: Any, items: Sequence[ItemInfo], node_info: pd.DataFrame
+    plan: Plan, network: Any, items: Sequence[Item], node_info: pd.DataFrame
 ) -> pd.DataFrame:
     """One row per node that receives items: first arrival, vehicles, quantity of each item, weight, volume."""
     ids = [item.id for item in items]
@@ -346,7 +337,7 @@ def deliveries_frame(
     return frame
 
 
-def vehicles_frame(plan: Plan, network: Any, items: Sequence[ItemInfo]) -> pd.DataFrame:
+def vehicles_frame(plan: Plan, network: Any, items: Sequence[Item]) -> pd.DataFrame:
     """One row per vehicle: trips, stops, km, first departure, last return, what it delivered."""
     ids = [item.id for item in items]
     rows = []
@@ -508,7 +499,7 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def _display_headers(frame: pd.DataFrame, items: Sequence[ItemInfo]) -> list[str]:
+def _display_headers(frame: pd.DataFrame, items: Sequence[Item]) -> list[str]:
     names = {item.id: item.name for item in items}
     return [names.get(c, c) for c in frame.columns]
 
@@ -517,7 +508,7 @@ def write_manifest_xlsx(
     frame: pd.DataFrame,
     routes: Sequence[Route],
     plan: Plan,
-    items: Sequence[ItemInfo],
+    items: Sequence[Item],
     network: Any,
     target: Path,
 ) -> Path:
@@ -551,7 +542,7 @@ def write_manifest_xlsx(
 
 
 def write_summary_xlsx(
-    sheets: Mapping[str, pd.DataFrame], title: str, plan: Plan, items: Sequence[ItemInfo], target: Path
+    sheets: Mapping[str, pd.DataFrame], title: str, plan: Plan, items: Sequence[Item], target: Path
 ) -> Path:
     from openpyxl import Workbook
     from openpyxl.styles import Font

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from planner.goods import ItemUnit, add_goods, goods_weight
+from planner.catalog import Item, kit_marker
+from planner.goods import add_goods, goods_weight
 from planner.kpis import plan_kpis
 from planner.network import Network
 from planner.nodes import is_hub, is_ppk, is_pps, is_warehouse, kabupaten_of
@@ -57,7 +58,7 @@ class Expectations:
 
     network: Network
     vehicles: Mapping[str, VehicleSpec]
-    units: Mapping[str, ItemUnit]
+    units: Mapping[str, Item]
     pps_goods: Mapping[str, Mapping[str, int]]
     ppk_own: Mapping[str, Mapping[str, int]]
     pps_ppk: Mapping[str, str]
@@ -90,7 +91,6 @@ class Expectations:
 
 def expectations(inputs: ScenarioInputs) -> Expectations:
     """Network, fleet, goods per PPS and PPK, calendar and file hash of a scenario, as plain data."""
-    from planner.catalog import kit_marker
     from planner.demand import pps_kits
     from planner.plan import file_hash
 
@@ -110,7 +110,7 @@ def expectations(inputs: ScenarioInputs) -> Expectations:
     return Expectations(
         network=inputs.network,
         vehicles=vehicles,
-        units={i.id: ItemUnit(i.id, i.unit_kg, i.unit_m3) for i in inputs.items},
+        units={i.id: i for i in inputs.items},
         pps_goods={row["node_id"]: goods(row) for _, row in pps.iterrows()},
         ppk_own={row["node_id"]: goods(row) for _, row in ppk.iterrows()},
         pps_ppk={row["node_id"]: f"ppk:{row['kecamatan_code']}" for _, row in pps.iterrows()},

@@ -27,7 +27,7 @@ HEADER = "id,name,rule,per,reserve_pct,unit_kg,unit_m3,source\n"
 
 
 def item(rule: str, per: int = 1, reserve: str = "0") -> Item:
-    return Item("x", "X", rule, per, Fraction(reserve), 1.0, 0.001, "test")
+    return Item("x", "X", 1.0, 0.001, rule, per, Fraction(reserve), "test")
 
 
 def test_shipped_catalog_has_fourteen_documented_lines():

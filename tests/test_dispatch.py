@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from planner import dispatch
+from planner.catalog import Item
 from planner.dispatch import (
     DispatchState,
-    ItemUnit,
     KabupatenTask,
     Missed,
     _context,
@@ -37,7 +37,7 @@ PPS_OF = {
     CUT_OFF: PPK2,
 }
 DAYLIGHT = (6 * 60, 18 * 60)
-UNITS = (ItemUnit("kit", 10.0, 0.1),)
+UNITS = (Item("kit", "kit", 10.0, 0.1),)
 SETTINGS = SearchSettings(time_limit_s=5, deterministic=True, solution_limit=50, seed_iterations=300)
 
 

@@ -11,17 +11,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.dispatch import ItemUnit, Kit, add_goods, integer_load, split_kits, vehicle_capacity
+from planner.catalog import Item
+from planner.dispatch import Kit, add_goods, integer_load, split_kits, vehicle_capacity
 from planner.plan import Plan, Stop, to_json
 from planner.report import item_infos, kit_numbers_text, manifest_frame
 from planner.validate import validate_plan
 from planner.vehicles import handling_minutes, kits_handed_over
 
 UNITS = {
-    "kotak": ItemUnit("kotak", 2.26, 0.096),
-    "bilik": ItemUnit("bilik", 1.8, 0.016),
-    "surat": ItemUnit("surat", 0.005, 0.0),
-    "terpal": ItemUnit("terpal", 2.5, 0.01),
+    "kotak": Item("kotak", "kotak", 2.26, 0.096),
+    "bilik": Item("bilik", "bilik", 1.8, 0.016),
+    "surat": Item("surat", "surat", 0.005, 0.0),
+    "terpal": Item("terpal", "terpal", 2.5, 0.01),
 }
 
 
@@ -149,7 +150,7 @@ def test_manifest_lists_the_kits_by_tps_number(solve_mahulu):
     route, stop = next(pps_stops(plan))
     routes = [r for r in plan.routes if r.vehicle_id == route.vehicle_id]
     items = item_infos(
-        [{"id": i, "name": i, "unit_kg": u.kg, "unit_m3": u.m3} for i, u in expect.units.items()]
+        [{"id": i, "name": i, "unit_kg": u.unit_kg, "unit_m3": u.unit_m3} for i, u in expect.units.items()]
     )
     frame = manifest_frame(routes, expect.network, items, _node_info(expect))
     row = frame[(frame["node_id"] == stop.node_id) & (frame["activity"] == "unload")].iloc[0]

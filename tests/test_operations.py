@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from planner.dispatch import ItemUnit, goods_weight, split_goods
+from planner.catalog import Item
+from planner.dispatch import goods_weight, split_goods
 from planner.vehicles import add_working_minutes, is_open, latest_start, nights, working_minutes
 
 DAY = (6 * 60, 18 * 60)  # 06:00-18:00
@@ -42,9 +43,9 @@ def test_nights_cover_the_dark_hours_from_the_plan_start():
 
 
 UNITS = {
-    "box": ItemUnit("box", 2.0, 0.012),
-    "paper": ItemUnit("paper", 0.005, 0.000008),
-    "booth": ItemUnit("booth", 1.8, 0.016),
+    "box": Item("box", "box", 2.0, 0.012),
+    "paper": Item("paper", "paper", 0.005, 0.000008),
+    "booth": Item("booth", "booth", 1.8, 0.016),
 }
 
 
