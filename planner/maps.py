@@ -624,6 +624,46 @@ def _route_feature(
     )
 
 
+def _node_features(
+    frame: pd.DataFrame,
+    info: pd.DataFrame,
+    visits: Mapping[str, list[tuple[Route, Stop]]],
+    words: Wording,
+    unserved: Mapping[str, str],
+) -> list[dict]:
+    """One point feature per node of `frame` with a location: name, popup rows and label zoom."""
+    out = []
+    for node_id, row in frame.iterrows():
+        if row.geometry is None or row.geometry.is_empty:
+            continue
+        rows, details = _node_rows(
+            str(node_id), row, info, visits.get(str(node_id), []), words, unserved.get(str(node_id))
+        )
+        kind = _text(row.get("kind"))
+        zoom_key = "sea_port" if kind == "port" and row.get("port_type") == "sea" else kind
+        out.append(
+            map_feature(
+                row.geometry,
+                _text(row["name"]) or str(node_id),
+                rows,
+                details,
+                id=str(node_id),
+                lz=LABEL_ZOOM.get(zoom_key),
+            )
+        )
+    return out
+
+
+# (layer name key, point style, swatch) of the KPU map's node layers, in drawing order
+_KPU_POINT_LAYERS = (
+    ("maps.layer.ports", "port", "#4dd0e1"),
+    ("maps.layer.pps", "pps", "#66bb6a"),
+    ("maps.layer.ppk", "ppk", "#ffd54f"),
+    ("maps.layer.warehouses", "warehouse", "#6a3d9a"),
+    ("maps.layer.unserved", "unserved", "#f06292"),
+)
+
+
 def _point_layers(
     nodes: pd.DataFrame,
     info: pd.DataFrame,
@@ -632,84 +672,39 @@ def _point_layers(
     unserved: Mapping[str, str],
     lanal: bool,
 ) -> list[MapLayer]:
+    """The node layers: for the Lanal, sea ports and the stops of sea trips; for the KPU, every port, PPS, PPK
+    and warehouse, and the unserved stops apart."""
     t = words.lang
 
-    def features(frame: pd.DataFrame) -> list[dict]:
-        out = []
-        for node_id, row in frame.iterrows():
-            if row.geometry is None or row.geometry.is_empty:
-                continue
-            rows, details = _node_rows(
-                str(node_id), row, info, visits.get(str(node_id), []), words, unserved.get(str(node_id))
-            )
-            kind = _text(row.get("kind"))
-            zoom_key = "sea_port" if kind == "port" and row.get("port_type") == "sea" else kind
-            out.append(
-                map_feature(
-                    row.geometry,
-                    _text(row["name"]) or str(node_id),
-                    rows,
-                    details,
-                    id=str(node_id),
-                    lz=LABEL_ZOOM.get(zoom_key),
-                )
-            )
-        return out
+    def layer(key: str, style: str, swatch: str, frame: pd.DataFrame) -> MapLayer:
+        features = _node_features(frame, info, visits, words, unserved)
+        return MapLayer(t(key), "point", features, POINT_STYLES[style], swatch=swatch)
 
     kind = nodes["kind"]
+    visited = nodes.index.isin(list(visits))
     if lanal:
-        ports = nodes[(kind == "port") & ((nodes["port_type"] == "sea") | nodes.index.isin(list(visits)))]
-        stops = nodes[(kind != "port") & nodes.index.isin(list(visits))]
         return [
-            MapLayer(
-                t("maps.layer.sea_ports"), "point", features(ports), POINT_STYLES["port"], swatch="#4dd0e1"
+            layer(
+                "maps.layer.sea_ports",
+                "port",
+                "#4dd0e1",
+                nodes[(kind == "port") & ((nodes["port_type"] == "sea") | visited)],
             ),
-            MapLayer(
-                t("maps.layer.sea_stops"), "point", features(stops), POINT_STYLES["pps"], swatch="#66bb6a"
-            ),
+            layer("maps.layer.sea_stops", "pps", "#66bb6a", nodes[(kind != "port") & visited]),
         ]
     is_unserved = nodes.index.isin(list(unserved))
-    layers = [
-        MapLayer(
-            t("maps.layer.ports"),
-            "point",
-            features(nodes[kind == "port"]),
-            POINT_STYLES["port"],
-            swatch="#4dd0e1",
-        ),
-        MapLayer(
-            t("maps.layer.pps"),
-            "point",
-            features(nodes[(kind == "pps") & ~is_unserved]),
-            POINT_STYLES["pps"],
-            swatch="#66bb6a",
-        ),
-        MapLayer(
-            t("maps.layer.ppk"),
-            "point",
-            features(nodes[(kind == "ppk") & ~is_unserved]),
-            POINT_STYLES["ppk"],
-            swatch="#ffd54f",
-        ),
-        MapLayer(
-            t("maps.layer.warehouses"),
-            "point",
-            features(nodes[kind == "warehouse"]),
-            POINT_STYLES["warehouse"],
-            swatch="#6a3d9a",
-        ),
+    frames = {
+        "port": nodes[kind == "port"],
+        "pps": nodes[(kind == "pps") & ~is_unserved],
+        "ppk": nodes[(kind == "ppk") & ~is_unserved],
+        "warehouse": nodes[kind == "warehouse"],
+        "unserved": nodes[is_unserved],
+    }
+    return [
+        layer(key, style, swatch, frames[style])
+        for key, style, swatch in _KPU_POINT_LAYERS
+        if style != "unserved" or unserved
     ]
-    if unserved:
-        layers.append(
-            MapLayer(
-                t("maps.layer.unserved"),
-                "point",
-                features(nodes[is_unserved]),
-                POINT_STYLES["unserved"],
-                swatch="#f06292",
-            )
-        )
-    return layers
 
 
 def _bounds(features: Iterable[dict]) -> tuple[float, float, float, float] | None:

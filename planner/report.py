@@ -179,6 +179,25 @@ def kit_numbers_text(numbers: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
 
+MANIFEST_COLUMNS = [
+    "vehicle_id",
+    "vehicle_type",
+    "trip",
+    "tier",
+    "seq",
+    "activity",
+    "node_id",
+    "code",
+    "name",
+    "kabupaten_code",
+    "tps",
+    "dpt",
+    "tps_kits",
+    "arrival",
+    "departure",
+]  # then one column per item, weight_kg and volume_m3
+
+
 def manifest_frame(
     routes: Sequence[Route], network: Any, items: Sequence[Item], node_info: pd.DataFrame
 ) -> pd.DataFrame:
@@ -192,84 +211,57 @@ def manifest_frame(
     rows: list[dict[str, Any]] = []
     grand: dict[str, int] = dict.fromkeys(ids, 0)
     for route in routes:
-        trip_sum: dict[str, int] = dict.fromkeys(ids, 0)
-        for seq, stop in enumerate(route.stops, start=1):
-            common = {
-                "vehicle_id": route.vehicle_id,
-                "vehicle_type": route.vehicle_type,
-                "trip": route.trip,
-                "tier": route.tier,
-                "seq": seq,
-                "node_id": stop.node_id,
-                "code": _node_attr(network, stop.node_id, "code"),
-                "name": _node_attr(network, stop.node_id, "name"),
-                "kabupaten_code": _node_attr(network, stop.node_id, "kabupaten_code"),
-                "tps": node_info["tps"].get(stop.node_id, pd.NA),
-                "dpt": node_info["dpt"].get(stop.node_id, pd.NA),
-                "tps_kits": kit_numbers_text(stop.tps_kits),
-                "arrival": _local(stop.arrival),
-                "departure": _local(stop.departure),
-            }
-            activities = [(ACTIVITY_LOAD, stop.load), (ACTIVITY_UNLOAD, stop.deliver)]
-            present = [(a, q) for a, q in activities if any(q.values())] or [(ACTIVITY_PASS, {})]
-            for activity, quantities in present:
-                rows.append(_quantity_row(common | {"activity": activity}, quantities, items))
-            for item_id, qty in stop.deliver.items():
-                trip_sum[item_id] = trip_sum.get(item_id, 0) + qty
-        rows.append(
-            _quantity_row(
-                {
-                    "vehicle_id": route.vehicle_id,
-                    "vehicle_type": route.vehicle_type,
-                    "trip": route.trip,
-                    "tier": route.tier,
-                    "activity": ACTIVITY_TRIP_TOTAL,
-                    "name": f"trip {route.trip} delivered",
-                },
-                trip_sum,
-                items,
-            )
-        )
+        trip_rows, trip_sum = _trip_manifest_rows(route, network, items, node_info)
+        rows += trip_rows
         for item_id, qty in trip_sum.items():
             grand[item_id] = grand.get(item_id, 0) + qty
     if routes:
+        first = routes[0]
+        head = {"vehicle_id": first.vehicle_id, "vehicle_type": first.vehicle_type}
         rows.append(
-            _quantity_row(
-                {
-                    "vehicle_id": routes[0].vehicle_id,
-                    "vehicle_type": routes[0].vehicle_type,
-                    "activity": ACTIVITY_TOTAL,
-                    "name": "total delivered",
-                },
-                grand,
-                items,
-            )
+            _quantity_row(head | {"activity": ACTIVITY_TOTAL, "name": "total delivered"}, grand, items)
         )
-    columns = [
-        "vehicle_id",
-        "vehicle_type",
-        "trip",
-        "tier",
-        "seq",
-        "activity",
-        "node_id",
-        "code",
-        "name",
-        "kabupaten_code",
-        "tps",
-        "dpt",
-        "tps_kits",
-        "arrival",
-        "departure",
-        *ids,
-        "weight_kg",
-        "volume_m3",
-    ]
-    frame = pd.DataFrame(rows).reindex(columns=columns)
+    frame = pd.DataFrame(rows).reindex(columns=[*MANIFEST_COLUMNS, *ids, "weight_kg", "volume_m3"])
     frame[ids] = frame[ids].fillna(0).astype(int)
     for column in ("trip", "tier", "seq", "tps", "dpt"):
         frame[column] = frame[column].astype("Int64")
     return frame
+
+
+def _trip_manifest_rows(
+    route: Route, network: Any, items: Sequence[Item], node_info: pd.DataFrame
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The manifest rows of one trip (each stop's activities, then the trip total) and what it delivered."""
+    trip = {
+        "vehicle_id": route.vehicle_id,
+        "vehicle_type": route.vehicle_type,
+        "trip": route.trip,
+        "tier": route.tier,
+    }
+    rows: list[dict[str, Any]] = []
+    trip_sum: dict[str, int] = dict.fromkeys((item.id for item in items), 0)
+    for seq, stop in enumerate(route.stops, start=1):
+        common = trip | {
+            "seq": seq,
+            "node_id": stop.node_id,
+            "code": _node_attr(network, stop.node_id, "code"),
+            "name": _node_attr(network, stop.node_id, "name"),
+            "kabupaten_code": _node_attr(network, stop.node_id, "kabupaten_code"),
+            "tps": node_info["tps"].get(stop.node_id, pd.NA),
+            "dpt": node_info["dpt"].get(stop.node_id, pd.NA),
+            "tps_kits": kit_numbers_text(stop.tps_kits),
+            "arrival": _local(stop.arrival),
+            "departure": _local(stop.departure),
+        }
+        activities = [(ACTIVITY_LOAD, stop.load), (ACTIVITY_UNLOAD, stop.deliver)]
+        present = [(a, q) for a, q in activities if any(q.values())] or [(ACTIVITY_PASS, {})]
+        for activity, quantities in present:
+            rows.append(_quantity_row(common | {"activity": activity}, quantities, items))
+        for item_id, qty in stop.deliver.items():
+            trip_sum[item_id] = trip_sum.get(item_id, 0) + qty
+    total = trip | {"activity": ACTIVITY_TRIP_TOTAL, "name": f"trip {route.trip} delivered"}
+    rows.append(_quantity_row(total, trip_sum, items))
+    return rows, trip_sum
 
 
 def _quantity_row(base: dict[str, Any], quantities: Mapping[str, int], items: Sequence[Item]) -> dict:
@@ -576,6 +568,21 @@ def _plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+def _trip_bars(axes: Any, row: int, route: Route, colour: str) -> None:
+    """One trip on the Gantt chart: a light bar from leaving the base to coming back, dark at busy stops."""
+    if not route.stops:
+        return
+    begin = min(s.departure if s.node_id == route.base else s.arrival for s in route.stops)
+    finish = max(s.arrival if s.node_id == route.base else s.departure for s in route.stops)
+    axes.barh(row, finish - begin, left=begin, height=0.5, color=colour, alpha=0.45, zorder=2)
+    for stop in route.stops:
+        busy = any(stop.deliver.values()) or any(stop.load.values())
+        if busy and stop.departure > stop.arrival:
+            axes.barh(
+                row, stop.departure - stop.arrival, left=stop.arrival, height=0.5, color=colour, zorder=3
+            )
+
+
 def plot_schedule(plan: Plan, target: str | Path, title: str, routes: Sequence[Route] | None = None) -> Path:
     """Gantt chart (PNG): one row per vehicle, a bar per trip, darker blocks at stops, nights shaded."""
     import matplotlib
@@ -602,25 +609,9 @@ def plot_schedule(plan: Plan, target: str | Path, title: str, routes: Sequence[R
     figure, axes = plt.subplots(figsize=(13, height), dpi=90)
     for night_start, night_end in _night_spans(first_day, end):
         axes.axvspan(night_start, night_end, color="#eeeeee", zorder=0, linewidth=0)
-    for row, (_vehicle, vehicle_routes_) in enumerate(by_vehicle.items()):
-        for route in vehicle_routes_:
-            if not route.stops:
-                continue
-            colour = tier_colours.get(route.tier, "#666666")
-            begin = min(s.departure if s.node_id == route.base else s.arrival for s in route.stops)
-            finish = max(s.arrival if s.node_id == route.base else s.departure for s in route.stops)
-            axes.barh(row, finish - begin, left=begin, height=0.5, color=colour, alpha=0.45, zorder=2)
-            for stop in route.stops:
-                busy = any(stop.deliver.values()) or any(stop.load.values())
-                if busy and stop.departure > stop.arrival:
-                    axes.barh(
-                        row,
-                        stop.departure - stop.arrival,
-                        left=stop.arrival,
-                        height=0.5,
-                        color=colour,
-                        zorder=3,
-                    )
+    for row, vehicle_routes in enumerate(by_vehicle.values()):
+        for route in vehicle_routes:
+            _trip_bars(axes, row, route, tier_colours.get(route.tier, "#666666"))
     for label, moment in (("PPK deadline", calendar.ppk_deadline), ("PPS deadline", calendar.pps_deadline)):
         axes.axvline(moment, color="#e31a1c", linestyle="--", linewidth=1.2, zorder=4)
         axes.annotate(
@@ -631,7 +622,6 @@ def plot_schedule(plan: Plan, target: str | Path, title: str, routes: Sequence[R
             color="#e31a1c",
             ha="right",
             va="bottom",
-            rotation=0,
         )
     axes.set_yticks(range(len(by_vehicle)), [_plain(v) for v in by_vehicle], fontsize=7)
     axes.set_ylim(len(by_vehicle) - 0.5, -0.5)

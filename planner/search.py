@@ -47,6 +47,7 @@ from planner.model import (
     UNREACHABLE,
     BuiltModel,
     Eligibility,
+    NodeLayout,
     RoutingProblem,
     build_model,
     check_problem,
@@ -344,14 +345,7 @@ def to_pyvrp(built: BuiltModel) -> PyvrpTranslation:
     chains = _reload_chains(problem, allowed_nodes, layout)
     clock = WorkClock.of(problem.vehicles)
     units = CostUnits.for_problem(problem)
-    # PyVRP spends a depot's service duration at the start of every trip: the reload time of chained trips.
-    # Vehicles leaving that depot start that much earlier, so their first trip still leaves on time.
-    reload_at: dict[int, int] = {}
-    for chain in chains:
-        if len(chain) > 1:
-            depot = layout.start_node[chain[0]] - n_stop_nodes
-            reload = max(problem.vehicles[v].reload_minutes for v in chain[1:])
-            reload_at[depot] = max(reload_at.get(depot, 0), reload)
+    reload_at = _reload_minutes_at(problem, layout, chains)
     profiles: dict[tuple[int, frozenset[int]], int] = {}
     distance_matrices: list[np.ndarray] = []
     duration_matrices: list[np.ndarray] = []
@@ -392,25 +386,9 @@ def to_pyvrp(built: BuiltModel) -> PyvrpTranslation:
             type_chains.append([])
         type_chains[type_of_key[key]].append(chain)
 
-    service = [problem.stops[s].service for s in layout.stop_of_node]
-    clients = []
-    for node, s_index in enumerate(layout.stop_of_node):
-        stop = problem.stops[s_index]
-        early, late = problem.window(stop)
-        clients.append(
-            pyvrp.Client(
-                location=node,
-                delivery=list(stop.demand),
-                service_duration=service[node],
-                tw_early=clock(early),
-                tw_late=clock(late),
-                required=stop.penalty is None,
-                prize=0 if stop.penalty is None else min(units.cost(stop.penalty), PYVRP_MAX_VALUE),
-            )
-        )
     data = pyvrp.ProblemData(
         locations=[pyvrp.Location(x=0, y=0) for _ in range(layout.n_nodes)],
-        clients=clients,
+        clients=_pyvrp_clients(problem, layout, clock, units),
         depots=[
             pyvrp.Depot(location=node, service_duration=reload_at.get(node - n_stop_nodes, 0))
             for node in layout.depot_nodes
@@ -423,6 +401,44 @@ def to_pyvrp(built: BuiltModel) -> PyvrpTranslation:
         duration_matrices=duration_matrices,
     )
     return PyvrpTranslation(built, data, type_chains)
+
+
+def _reload_minutes_at(
+    problem: RoutingProblem, layout: NodeLayout, chains: list[list[int]]
+) -> dict[int, int]:
+    """Per depot (PyVRP depot index), the reload time of the chained trips that start there.
+
+    PyVRP spends a depot's service duration at the start of every trip: the reload time of chained trips.
+    Vehicles leaving that depot start that much earlier, so their first trip still leaves on time."""
+    reload_at: dict[int, int] = {}
+    for chain in chains:
+        if len(chain) > 1:
+            depot = layout.start_node[chain[0]] - layout.n_stop_nodes
+            reload = max(problem.vehicles[v].reload_minutes for v in chain[1:])
+            reload_at[depot] = max(reload_at.get(depot, 0), reload)
+    return reload_at
+
+
+def _pyvrp_clients(
+    problem: RoutingProblem, layout: NodeLayout, clock: WorkClock, units: CostUnits
+) -> list[pyvrp.Client]:
+    """One PyVRP client per stop node: demand, service, window on the work clock, prize if it may be left out."""
+    clients = []
+    for node, s_index in enumerate(layout.stop_of_node):
+        stop = problem.stops[s_index]
+        early, late = problem.window(stop)
+        clients.append(
+            pyvrp.Client(
+                location=node,
+                delivery=list(stop.demand),
+                service_duration=stop.service,
+                tw_early=clock(early),
+                tw_late=clock(late),
+                required=stop.penalty is None,
+                prize=0 if stop.penalty is None else min(units.cost(stop.penalty), PYVRP_MAX_VALUE),
+            )
+        )
+    return clients
 
 
 @dataclass(frozen=True)

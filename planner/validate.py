@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from planner.catalog import Item, kit_marker
-from planner.goods import add_goods, goods_weight
+from planner.goods import GoodsLedger, add_goods, goods_weight, subtract_goods
 from planner.kpis import plan_kpis
 from planner.network import Network
 from planner.nodes import is_hub, is_ppk, is_pps, is_warehouse, kabupaten_of
@@ -614,30 +614,27 @@ class _FleetReach:
 
 
 def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
-    received: dict[str, dict[str, int]] = defaultdict(dict)
-    sent: dict[str, dict[str, int]] = defaultdict(dict)
-    events: dict[str, list[tuple[datetime, int, dict[str, int], str]]] = defaultdict(list)
-    for route in plan.routes:
-        for stop in route.stops:
-            if stop.deliver:
-                received[stop.node_id] = add_goods(received[stop.node_id], stop.deliver)
-                events[stop.node_id].append((stop.departure, 0, dict(stop.deliver), _label(route)))
-        if route.stops[0].load:
-            net = _minus(route.stops[0].load, route.returned)
-            sent[route.base] = add_goods(sent[route.base], net)
-            events[route.base].append((route.stops[0].departure, 1, dict(route.stops[0].load), _label(route)))
-        if route.returned:
-            events[route.base].append((route.stops[-1].arrival, 0, dict(route.returned), _label(route)))
+    """Every PPS gets exactly its items, every PPK and port hands on what it received, no vehicle leaves with
+    goods that have not arrived yet, and each warehouse sends its kabupaten's total."""
+    ledger = GoodsLedger.of_routes(plan.routes, _label)
     unserved = {u.node_id for u in plan.unserved}
     kabupaten = set(expect.kabupaten_codes())
+    pps_in_plan = sorted(p for p in expect.pps_goods if kabupaten_of(p) in kabupaten)
+    return [
+        *_pps_balances(ledger, expect, pps_in_plan, unserved),
+        *_ppk_balances(ledger, expect, pps_in_plan, unserved, kabupaten),
+        *_hub_balances(ledger, unserved),
+        *_stock_order(ledger),
+        *_warehouse_balances(ledger, expect, kabupaten, unserved),
+    ]
 
-    def in_plan(node: str) -> bool:
-        return kabupaten_of(node) in kabupaten
 
+def _pps_balances(
+    ledger: GoodsLedger, expect: Expectations, pps_in_plan: list[str], unserved: set[str]
+) -> list[str]:
     out = []
-    pps_in_plan = sorted(p for p in expect.pps_goods if in_plan(p))
     for pps in pps_in_plan:
-        got, want = received.get(pps, {}), add_goods(expect.pps_goods[pps])
+        got, want = ledger.received.get(pps, {}), add_goods(expect.pps_goods[pps])
         if pps in unserved:
             if got == want:
                 out.append(f"{pps}: listed unserved, but it receives all its items")
@@ -647,10 +644,17 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
             out.append(f"{pps}: receives nothing and is not listed as unserved")
         elif got != want:
             out.append(f"{pps}: receives {_diff(got, want)}")
-    for ppk in sorted(p for p in expect.ppk_own if in_plan(p)):
+    return out
+
+
+def _ppk_balances(
+    ledger: GoodsLedger, expect: Expectations, pps_in_plan: list[str], unserved: set[str], kabupaten: set[str]
+) -> list[str]:
+    out = []
+    for ppk in sorted(p for p in expect.ppk_own if kabupaten_of(p) in kabupaten):
         members = [p for p in pps_in_plan if expect.pps_ppk[p] == ppk]
         want_in = add_goods(expect.ppk_own[ppk], *(expect.pps_goods[p] for p in members))
-        got = received.get(ppk, {})
+        got = ledger.received.get(ppk, {})
         if ppk in unserved:
             if want_in and got == want_in:
                 out.append(f"{ppk}: listed unserved, but it receives all its items")
@@ -658,39 +662,47 @@ def _check_balances(plan: Plan, expect: Expectations) -> list[str]:
         if got != want_in:
             out.append(f"{ppk}: receives {_diff(got, want_in)}")
             continue
-        kept = _minus(got, sent.get(ppk, {}))
+        kept = subtract_goods(got, ledger.sent.get(ppk, {}))
         own = add_goods(expect.ppk_own[ppk])
         may_hold = add_goods(own, *(expect.pps_goods[p] for p in members if p in unserved))
         if any(kept.get(i, 0) < q for i, q in own.items()) or any(
             q > may_hold.get(i, 0) for i, q in kept.items()
         ):
             out.append(f"{ppk}: keeps {_diff(kept, own)} (it must hand on everything but its own items)")
-    for node in sorted(set(received) | set(sent)):
-        if not is_hub(node):
-            continue
-        got, gone = received.get(node, {}), sent.get(node, {})
+    return out
+
+
+def _hub_balances(ledger: GoodsLedger, unserved: set[str]) -> list[str]:
+    out = []
+    for node in sorted(n for n in set(ledger.received) | set(ledger.sent) if is_hub(n)):
+        got, gone = ledger.received.get(node, {}), ledger.sent.get(node, {})
         short = any(q > got.get(i, 0) for i, q in gone.items())
         if short or (got != gone and not unserved):
             out.append(f"{node}: hands on {_diff(gone, got)} of what it received")
-    for node in sorted(sent):
-        if is_warehouse(node):
-            continue
-        stock: dict[str, int] = defaultdict(int)
-        for when, order, goods, who in sorted(events[node], key=lambda e: (e[0], e[1])):
-            sign = 1 if order == 0 else -1
-            for item, qty in goods.items():
-                stock[item] += sign * qty
-            if any(v < 0 for v in stock.values()):
-                out.append(
-                    f"{who}: leaves {node} at {when:%d %b %H:%M} with goods that have not arrived there yet"
-                )
-                break
+    return out
+
+
+def _stock_order(ledger: GoodsLedger) -> list[str]:
+    """No trip leaves a PPK or port with goods that have not arrived there yet."""
+    out = []
+    for node in sorted(n for n in ledger.sent if not is_warehouse(n)):
+        if event := ledger.first_short(node):
+            out.append(
+                f"{event.who}: leaves {node} at {event.when:%d %b %H:%M} with goods that have not arrived there yet"
+            )
+    return out
+
+
+def _warehouse_balances(
+    ledger: GoodsLedger, expect: Expectations, kabupaten: set[str], unserved: set[str]
+) -> list[str]:
+    out = []
     for code in sorted(kabupaten):
         total = add_goods(
             *(g for p, g in expect.ppk_own.items() if kabupaten_of(p) == code),
             *(g for p, g in expect.pps_goods.items() if kabupaten_of(p) == code),
         )
-        loaded = sent.get(f"wh:{code}", {})
+        loaded = ledger.sent.get(f"wh:{code}", {})
         if any(q > total.get(i, 0) for i, q in loaded.items()) or (
             not any(kabupaten_of(u) == code for u in unserved) and loaded != total
         ):
@@ -760,10 +772,6 @@ def _check_kits(plan: Plan, expect: Expectations) -> list[str]:
                     f"({_diff(handed, named)})"
                 )
     return out
-
-
-def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
-    return {k: a.get(k, 0) - b.get(k, 0) for k in sorted(set(a) | set(b)) if a.get(k, 0) != b.get(k, 0)}
 
 
 def _diff(got: Mapping[str, int], want: Mapping[str, int]) -> str:

@@ -15,7 +15,8 @@ import pytest
 import shapely
 
 from planner.fleet import load_fleet_spec, vehicle_type
-from planner.network import build_network, check_network, load_network, write_network
+from planner.network import build_network, load_network, write_network
+from planner.network_check import check_network
 from planner.paths import TravelSpeeds, shortest_paths
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from planner.network import check_network
+from planner.network_check import check_network
 from planner.plan import read_plan, to_json
 from planner.validate import validate_plan
 

@@ -233,6 +233,10 @@ def contingency(
         result = run_contingency(scenario, out, options, RichProgress(bar))
         write_record(out)
     console.print(impact_table(result))
+    _print_contingency_summary(console, result, out)
+
+
+def _print_contingency_summary(console: Console, result: ContingencyResult, out: Path) -> None:
     done = f"{result.replanned} re-planned"
     if result.reused:
         done += f", {result.reused} skipped (finished in an earlier run)"

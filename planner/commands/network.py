@@ -11,13 +11,11 @@ from rich.table import Table
 
 from planner.network import (
     build_network,
-    check_network,
-    how_reached,
     load_network,
-    longest_access,
     network_dir,
     write_network,
 )
+from planner.network_check import check_network, how_reached, longest_access
 from planner.nodes import MODES
 
 network_app = typer.Typer(
