@@ -25,8 +25,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from bench.benchmarks_md import BENCHMARKS_MD, replace_section
 from planner import dispatch
-from planner.fileio import write_json, write_text
+from planner.fileio import write_json
 from planner.model import RoutingProblem, build_model, eligible_vehicles, route_distance
 from planner.search import (
     RoutingSolution,
@@ -40,8 +41,6 @@ from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "kaltim-engine.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- kaltim-table:begin -->", "<!-- kaltim-table:end -->"
 
 
 def _summary(solution: RoutingSolution) -> dict:
@@ -236,10 +235,7 @@ def pyvrp_table(problems: list[dict]) -> list[str]:
 
 def render() -> None:
     record = json.loads(RESULTS.read_text())
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    before, rest = text.split(BEGIN, 1)
-    _, after = rest.split(END, 1)
-    write_text(BENCHMARKS_MD, f"{before}{BEGIN}\n{markdown(record)}{END}{after}")
+    replace_section("kaltim-table", markdown(record), "Kaltim engine")
     print(f"updated {BENCHMARKS_MD}")
 
 

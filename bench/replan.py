@@ -19,13 +19,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from planner.fileio import write_json, write_text
+from bench.benchmarks_md import replace_section
+from planner.fileio import write_json
 from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "replan.json"
-BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-BEGIN, END = "<!-- replan-table:begin -->", "<!-- replan-table:end -->"
 KABUPATEN = ("64.11", "64.03", "64.72", "64.02")  # river, sea and islands, city, the largest
 AFTER_START = timedelta(hours=7)
 
@@ -105,12 +104,7 @@ def render(results: dict) -> str:
 
 
 def write_table(results: dict) -> None:
-    text = BENCHMARKS_MD.read_text(encoding="utf-8")
-    if BEGIN not in text:
-        raise SystemExit(f"{BENCHMARKS_MD}: no {BEGIN} marker")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    write_text(BENCHMARKS_MD, f"{head}{BEGIN}\n{render(results)}\n{END}{tail}")
+    replace_section("replan-table", render(results), "Re-plan after a blocked leg")
 
 
 def main(argv: list[str] | None = None) -> None:

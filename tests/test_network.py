@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -14,6 +15,7 @@ import pyogrio
 import pytest
 import shapely
 
+from planner import cli
 from planner.fleet import load_fleet_spec, vehicle_type
 from planner.network import build_network, load_network, write_network
 from planner.network_check import check_network
@@ -34,10 +36,23 @@ def built(tmp_path_factory):
     return target, load_network(target)
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "planner.cli", *args], capture_output=True, text=True, cwd=ROOT
-    )
+@dataclass(frozen=True)
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """`planner ARGS` in this process (as a subprocess would see it: exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), contextlib.chdir(ROOT):
+        try:
+            cli.main(list(args))
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def desa_named(network, *names: str) -> list[str]:
