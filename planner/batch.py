@@ -185,5 +185,6 @@ def _run_locked_batch(scenarios: list[Scenario], options: BatchOptions, progress
 
 
 def write_batch_summary(rows: Sequence[BatchRow], path: Path) -> Path:
+    """One CSV row per scenario of the batch (BatchRow fields); returns the path written."""
     frame = pd.DataFrame([row.__dict__ for row in rows], columns=list(BatchRow.__dataclass_fields__))
     return write_csv(frame, path)

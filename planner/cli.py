@@ -43,6 +43,7 @@ def build_app(modules: tuple[str, ...] = COMMAND_MODULES) -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run `planner ARGV` (default: the command line); a user mistake (InputError) prints one line, exit 2."""
     args = sys.argv[1:] if argv is None else argv
     app = build_app((args[0],) if args and args[0] in SOLVER_FREE else COMMAND_MODULES)
     try:

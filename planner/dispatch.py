@@ -180,6 +180,7 @@ def integer_load(items: Mapping[str, int], units: Mapping[str, Item]) -> tuple[i
 
 
 def vehicle_capacity(capacity_kg: float, capacity_m3: float) -> tuple[int, int]:
+    """A vehicle's capacity as the engine's integers: (grams, cm3), rounded down."""
     return math.floor(capacity_kg * GRAMS), math.floor(capacity_m3 * CM3)
 
 

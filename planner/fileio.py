@@ -47,18 +47,21 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 def write_text(target: str | Path, text: str) -> Path:
+    """Write `text` (UTF-8) to `target` atomically: a reader sees the old file or the new one, never half."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(target)
 
 
 def write_bytes(target: str | Path, data: bytes) -> Path:
+    """Write `data` to `target` atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
     return Path(target)
 
 
 def write_json(target: str | Path, obj: Any) -> Path:
+    """Write `obj` as indented UTF-8 JSON to `target` atomically."""
     return write_text(target, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
@@ -258,10 +261,12 @@ def _recover_leftovers(target: Path) -> None:
 
 
 def glob_escape(name: str) -> str:
+    """`name` with the glob characters * ? [ escaped, for Path.glob."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

@@ -295,6 +295,7 @@ class NodeLayout:
 
 
 def node_layout(problem: RoutingProblem, plannable: Sequence[int]) -> NodeLayout:
+    """The model's node numbering: the `plannable` stops first (in order), then one node per depot location."""
     depot_locs = sorted({v.start_loc for v in problem.vehicles} | {v.end_loc for v in problem.vehicles})
     depot_node = {loc: len(plannable) + k for k, loc in enumerate(depot_locs)}
     node_loc = np.array([problem.stops[s].loc for s in plannable] + depot_locs, dtype=np.int64)
@@ -307,10 +308,12 @@ def node_layout(problem: RoutingProblem, plannable: Sequence[int]) -> NodeLayout
 
 
 def node_matrix(layout: NodeLayout, matrix: np.ndarray) -> np.ndarray:
+    """`matrix` (by location) restricted and ordered to the layout's nodes."""
     return matrix[np.ix_(layout.node_loc, layout.node_loc)]
 
 
 def node_service(problem: RoutingProblem, layout: NodeLayout) -> np.ndarray:
+    """Service minutes per model node (0 at the depots)."""
     service = np.zeros(layout.n_nodes, dtype=np.int64)
     service[: layout.n_stop_nodes] = [problem.stops[s].service for s in layout.stop_of_node]
     return service
@@ -352,6 +355,7 @@ class BuiltModel:
 
 
 def check_problem(problem: RoutingProblem) -> None:
+    """Raise InputError listing every inconsistency of `problem` (validate_problem); return if there is none."""
     problems = validate_problem(problem)
     if problems:
         raise InputError(

@@ -155,6 +155,7 @@ def network_dir(path: str | Path) -> Path:
 
 
 def load_config(path: str | Path) -> tuple[NetworkConfig, Path]:
+    """network.yaml of a network folder, checked, and the folder; InputError naming the file otherwise."""
     folder = network_dir(path)
     config_file = folder / "network.yaml"
     if not config_file.is_file():
@@ -213,6 +214,7 @@ class Network:
 
 
 def leg_id(mode: str, from_node: str, to_node: str) -> str:
+    """The id of a leg: `<mode>:<from node>-<to node>`, e.g. `road:pps:64.02.14.2003-ppk:64.02.14`."""
     return f"{mode}:{from_node}-{to_node}"
 
 
@@ -1252,4 +1254,5 @@ def load_network(path: str | Path) -> Network:
 
 
 def legs_frame(network: Network) -> pd.DataFrame:
+    """The network's legs as a plain table (no geometry), for CSV."""
     return pd.DataFrame(network.legs.drop(columns="geometry"))

@@ -18,10 +18,12 @@ def kabupaten_of(node_id: str) -> str:
 
 
 def is_pps(node_id: str) -> bool:
+    """True for a desa's PPS node."""
     return node_id.startswith("pps:")
 
 
 def is_ppk(node_id: str) -> bool:
+    """True for a kecamatan's PPK node."""
     return node_id.startswith("ppk:")
 
 
@@ -31,6 +33,7 @@ def is_hub(node_id: str) -> bool:
 
 
 def is_warehouse(node_id: str) -> bool:
+    """True for a KPU warehouse node."""
     return node_id.startswith("wh:")
 
 

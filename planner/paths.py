@@ -136,6 +136,8 @@ class PathMatrix:
 def shortest_paths(
     network: Network, speeds: TravelSpeeds, sources: Sequence[str] | None = None
 ) -> PathMatrix:
+    """Fastest paths for a vehicle class with `speeds` from `sources` (default: every node) to every node,
+    over the open legs of its modes; KeyError for an unknown source."""
     node_ids = tuple(network.nodes.index)
     index = {n: i for i, n in enumerate(node_ids)}
     sources = tuple(sources) if sources is not None else node_ids

@@ -150,18 +150,22 @@ class Plan(_Model):
 
 
 def file_hash(path: str | Path) -> str:
+    """`sha256:<hex>` of a file's bytes (a plan records its scenario's)."""
     return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def content_hash(text: str) -> str:
+    """`sha256:<hex>` of a text's UTF-8 bytes."""
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def to_json(plan: Plan) -> str:
+    """The plan as the JSON text plan.json holds (indent 1, UTF-8): the same plan always gives the same bytes."""
     return json.dumps(plan.model_dump(mode="json"), indent=1, ensure_ascii=False) + "\n"
 
 
 def write_plan(plan: Plan, path: str | Path) -> Path:
+    """Write the plan to `path` atomically; returns the path."""
     return write_text(path, to_json(plan))
 
 
@@ -234,6 +238,7 @@ def stops_frame(plan: Plan) -> pd.DataFrame:
 
 
 def legs_frame(plan: Plan) -> pd.DataFrame:
+    """One row per leg driven, per route in order (legs.csv)."""
     rows = [
         {
             "vehicle_id": r.vehicle_id,

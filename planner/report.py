@@ -84,6 +84,7 @@ def _number(entry: Any, name: str) -> float:
 
 
 def plan_item_ids(plan: Plan) -> set[str]:
+    """Every item id the plan loads or delivers."""
     return {item for route in plan.routes for stop in route.stops for item in (*stop.deliver, *stop.load)}
 
 
@@ -164,6 +165,7 @@ def vehicle_routes(plan: Plan) -> dict[str, list[Route]]:
 
 
 def route_km(route: Route, network: Any) -> float:
+    """km of a route's legs (legs the network lacks count 0), rounded to 10 m."""
     legs = network.legs
     return round(float(sum(legs.at[leg, "length_km"] for leg in route.legs if leg in legs.index)), 2)
 
@@ -378,6 +380,7 @@ def vehicles_frame(plan: Plan, network: Any, items: Sequence[Item]) -> pd.DataFr
 
 
 def unserved_frame(plan: Plan, network: Any) -> pd.DataFrame:
+    """The unserved stops with their names, reasons and details (unserved sheet)."""
     rows = [
         {
             "kabupaten_code": u.kabupaten_code,
@@ -504,6 +507,7 @@ def write_manifest_xlsx(
     network: Any,
     target: Path,
 ) -> Path:
+    """The surat jalan workbook of one vehicle (A4 landscape, header rows, text cells only); returns the path."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
@@ -536,6 +540,7 @@ def write_manifest_xlsx(
 def write_summary_xlsx(
     sheets: Mapping[str, pd.DataFrame], title: str, plan: Plan, items: Sequence[Item], target: Path
 ) -> Path:
+    """A workbook with one sheet per table of `sheets` (kabupaten summary); returns the path."""
     from openpyxl import Workbook
     from openpyxl.styles import Font
 

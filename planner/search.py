@@ -222,6 +222,7 @@ def _fallback_name(problem: RoutingProblem, settings: SearchSettings) -> str:
 def search_parameters(
     problem: RoutingProblem, settings: SearchSettings
 ) -> pywrapcp.DefaultRoutingSearchParameters:
+    """OR-Tools search parameters for `settings`: first solution, metaheuristic, limits."""
     params = pywrapcp.DefaultRoutingSearchParameters()
     params.first_solution_strategy = FIRST_SOLUTION_STRATEGIES[_fallback_name(problem, settings)]
     params.local_search_metaheuristic = METAHEURISTICS[settings.metaheuristic]

@@ -295,6 +295,7 @@ class BenchResult:
 
 
 def gap_pct(cost: float | None, bks: float | None) -> float | None:
+    """Percent above the best known solution; None without a cost or a best known value."""
     if cost is None or not bks:
         return None
     return 100.0 * (cost - bks) / bks
@@ -313,6 +314,7 @@ def plain_ortools_settings(time_limit_s: float, seed: int = 0) -> SearchSettings
 
 
 def run_engine(instance: BenchInstance, settings: SearchSettings, solver: str = ENGINE) -> BenchResult:
+    """Solve one VRPLIB instance with the planner's engine; the routes and cost as a BenchResult."""
     solution = solve(instance.problem, settings)
     vehicles = instance.problem.vehicles
     routes = [
