@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import json
 import re
@@ -37,29 +36,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import shapely
 
 import planner
+from planner.contingency_report import summary_html, write_contingency_map
 from planner.dispatch import KabupatenResult, KabupatenTask, plan_kabupaten
 from planner.errors import InputError
 from planner.execution import Backend, NoProgress, Progress, run_jobs
 from planner.fileio import write_csv, write_json, write_text
-from planner.i18n import language
 from planner.kpis import Travel
-from planner.maps import (
-    LEG_STYLES,
-    POINT_STYLES,
-    MapContent,
-    MapLayer,
-    boundary_layers,
-    load_boundaries,
-    map_feature,
-    render_map_html,
-)
-from planner.network import Network
-from planner.nodes import MODES, is_pps
+from planner.network import Network, legs_in_kabupaten
+from planner.nodes import MODES, PAIR_JOIN, case_legs, is_pps
 from planner.pipeline import Problem, kabupaten_tasks, load_problem, search_settings, trip_route
-from planner.plan import Route
+from planner.plan import UNSERVED_REASONS, Route
 from planner.replan import dispatch_state, split_routes
 from planner.scenario import ScenarioInputs, display_path
 from planner.settings import SearchSettings
@@ -69,7 +57,6 @@ CASE_FORMAT = "kpu-contingency-case"
 CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
-UNSERVED_REASONS = ("unreachable", "too_late", "capacity", "no_vehicle")
 LEG_CHOICES = ("used", "all")
 IMPACT_COLUMNS = [
     "rank",
@@ -93,7 +80,6 @@ IMPACT_COLUMNS = [
     "unserved_pps",
     "late_pps_ids",
 ]
-PAIR_JOIN = " & "  # an N-2 case's id: its two leg ids joined
 
 
 # ---------------------------------------------------------------- outcome of one kabupaten plan
@@ -231,7 +217,7 @@ def fallback(before: Sequence[Route], after: Sequence[Route], network: Network) 
 def run_case(context: ContingencyContext, case: Case) -> dict:
     """Plan the kabupaten of a case again with its leg blocked; the record kept in <out>/cases/."""
     started = time.perf_counter()
-    network = context.network.blocked(case.leg_id.split(PAIR_JOIN))
+    network = context.network.blocked(case_legs(case.leg_id))
     outcomes = {code: replan_kabupaten(context, code, network) for code in case.kabupaten}
     return {
         "format": CASE_FORMAT,
@@ -286,9 +272,7 @@ def leg_impact(
     return {
         "leg_id": leg_id,
         "baseline_trips": sum(
-            b.get("trips_on_leg", {}).get(leg, 0)
-            for b in baseline.values()
-            for leg in leg_id.split(PAIR_JOIN)
+            b.get("trips_on_leg", {}).get(leg, 0) for b in baseline.values() for leg in case_legs(leg_id)
         ),
         "replanned": " ".join(replanned),
         "newly_unserved_pps": len(unserved_ids),
@@ -323,16 +307,6 @@ def ranked(rows: Iterable[dict]) -> list[dict]:
 
 
 # ---------------------------------------------------------------- choosing the legs
-
-
-def legs_in_kabupaten(network: Network, kabupaten: Iterable[str]) -> list[str]:
-    """Every open leg (access links excepted) with an end in one of the kabupaten, by leg id."""
-    codes = set(kabupaten)
-    legs, nodes = network.legs, network.nodes
-    kab = nodes["kabupaten_code"].astype(str)
-    inside = legs["from_node"].map(kab).isin(codes) | legs["to_node"].map(kab).isin(codes)
-    chosen = legs[inside & (legs["mode"] != "access") & (legs["status"] == "open")]
-    return sorted(chosen.index)
 
 
 def _read_text_file(path: Path, what: str) -> str:
@@ -569,7 +543,7 @@ def run_contingency(
     else:
         chosen = choose_legs(options.legs, network, inputs.kabupaten, baseline)
     blocked = set(network.legs.index[network.legs["status"] == "blocked"])
-    left_out = [case for case in chosen if blocked.intersection(case.split(PAIR_JOIN))]
+    left_out = [case for case in chosen if blocked.intersection(case_legs(case))]
     chosen = [case for case in chosen if case not in left_out][: options.limit]
 
     users: dict[str, list[str]] = defaultdict(list)
@@ -578,7 +552,7 @@ def run_contingency(
             users[leg_id].append(code)
     for case in chosen:
         if PAIR_JOIN in case:
-            users[case] = sorted({code for leg in case.split(PAIR_JOIN) for code in users.get(leg, [])})
+            users[case] = sorted({code for leg in case_legs(case) for code in users.get(leg, [])})
     records: dict[str, dict | None] = {}
     to_solve: list[Case] = []
     reused = 0
@@ -625,7 +599,7 @@ def run_contingency(
 def leg_facts(network: Network, leg_id: str) -> dict:
     """Mode, ends and length of a leg; of a pair, each joined with " & " (lengths added)."""
     if PAIR_JOIN in leg_id:
-        parts = [leg_facts(network, leg) for leg in leg_id.split(PAIR_JOIN)]
+        parts = [leg_facts(network, leg) for leg in case_legs(leg_id)]
         joined = {k: PAIR_JOIN.join(str(p[k]) for p in parts) for k in parts[0]}
         return {**joined, "length_km": round(sum(p["length_km"] for p in parts), 2)}
     leg = network.legs.loc[leg_id]
@@ -642,257 +616,3 @@ def leg_facts(network: Network, leg_id: str) -> dict:
 
 def write_impact_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     return write_csv(pd.DataFrame(list(rows), columns=IMPACT_COLUMNS), path)
-
-
-# ---------------------------------------------------------------- the map
-
-IMPACT_CLASSES = (
-    # (class, layer label, style)
-    ("cuts_off", "Cuts off PPS", {"color": "#b2182b", "weight": 6, "opacity": 0.95}),
-    ("late", "Makes PPS late", {"color": "#f46d43", "weight": 5, "opacity": 0.95}),
-    ("extra", "Costs extra hours or km", {"color": "#fdae61", "weight": 4, "opacity": 0.95}),
-    ("none", "No impact (plan re-made, no loss)", {"color": "#1a9850", "weight": 3, "opacity": 0.9}),
-    ("unused", "Not used by the plan (no impact)", {"color": "#66bd63", "weight": 2, "opacity": 0.8}),
-)
-UNTESTED_STYLE = {"color": "#999999", "weight": 1, "opacity": 0.5}
-
-
-def impact_class(row: Mapping[str, Any]) -> str:
-    if row["newly_unserved_pps"]:
-        return "cuts_off"
-    if row["late_pps"]:
-        return "late"
-    if row["extra_vehicle_hours"] > 0 or row["extra_km"] > 0:
-        return "extra"
-    return "none" if row["replanned"] else "unused"
-
-
-def _impact_rows(row: Mapping[str, Any], names: Mapping[str, str]) -> list[tuple[str, str]]:
-    def named(ids: str) -> str:
-        nodes = ids.split()
-        shown = ", ".join(f"{names.get(n, n)} ({n})" for n in nodes[:10])
-        return shown + (f" and {len(nodes) - 10} more" if len(nodes) > 10 else "")
-
-    rows = [
-        ("Rank", str(row["rank"])),
-        ("Mode", str(row["mode"])),
-        ("From", f"{row['from_name']} ({row['from_node']})"),
-        ("To", f"{row['to_name']} ({row['to_node']})"),
-        ("Length", f"{row['length_km']:,.1f} km"),
-        ("Trips on it in the plan", str(row["baseline_trips"])),
-        ("Re-planned kabupaten", row["replanned"] or "none (the plan does not use it)"),
-        ("PPS cut off", str(row["newly_unserved_pps"])),
-    ]
-    rows += [
-        (f"  {reason.replace('_', ' ')}", str(row[reason])) for reason in UNSERVED_REASONS if row[reason]
-    ]
-    rows += [
-        ("PPS late", str(row["late_pps"])),
-        ("Extra vehicle-hours", f"{row['extra_vehicle_hours']:+,.2f}"),
-        ("Extra km", f"{row['extra_km']:+,.1f}"),
-    ]
-    rows += [(f"  {m}", f"{row[f'extra_km_{m}']:+,.1f}") for m in MODES if row[f"extra_km_{m}"]]
-    if row["fallback"]:
-        rows.append(("Fallback (new legs driven)", str(row["fallback"])))
-    if row["unserved_pps"]:
-        rows.append(("Cut off", named(row["unserved_pps"])))
-    if row["late_pps_ids"]:
-        rows.append(("Late", named(row["late_pps_ids"])))
-    return rows
-
-
-LABELLED_TOP = 20  # the legs of this rank or better are labelled on the map (when their loss costs something)
-
-
-def _case_geometry(legs: pd.DataFrame, case_id: str) -> Any:
-    parts = [legs.at[leg, "geometry"] for leg in case_id.split(PAIR_JOIN)]
-    parts = [g for g in parts if g is not None and not g.is_empty]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else shapely.union_all(parts)
-
-
-def contingency_map_content(
-    rows: Sequence[Mapping[str, Any]], network: Network, inputs: ScenarioInputs
-) -> MapContent:
-    """Tested legs coloured by the impact of their loss, the PPS they cut off, and the scenario's blocked legs."""
-    legs, nodes = network.legs, network.nodes
-    names = {str(k): str(v) for k, v in nodes["name"].items()}
-    by_class: dict[str, list[dict]] = defaultdict(list)
-    cut_by: dict[str, list[str]] = defaultdict(list)
-    for row in rows:
-        geometry = _case_geometry(legs, row["leg_id"])
-        if geometry is not None and not geometry.is_empty:
-            top = row["rank"] <= LABELLED_TOP and impact_class(row) in ("cuts_off", "late", "extra")
-            title = f"#{row['rank']} {row['from_name']} - {row['to_name']}" if top else str(row["leg_id"])
-            by_class[impact_class(row)].append(
-                map_feature(
-                    geometry, title, _impact_rows(row, names), id=str(row["leg_id"]), lz=1 if top else None
-                )
-            )
-        for node in row["unserved_pps"].split():
-            cut_by[node].append(str(row["leg_id"]))
-    tested = {leg for row in rows for leg in row["leg_id"].split(PAIR_JOIN)}
-
-    def leg_features(leg_ids: Iterable[str], status: str) -> list[dict]:
-        out = []
-        for leg_id in sorted(leg_ids):
-            leg = legs.loc[leg_id]
-            if leg.geometry is None or leg.geometry.is_empty:
-                continue
-            rows_ = [
-                ("Mode", str(leg["mode"])),
-                ("From", f"{names.get(leg['from_node'], '')} ({leg['from_node']})"),
-                ("To", f"{names.get(leg['to_node'], '')} ({leg['to_node']})"),
-                ("Status", status),
-            ]
-            out.append(map_feature(leg.geometry, str(leg_id), rows_))
-        return out
-
-    area = legs_in_kabupaten(network, inputs.kabupaten)
-    blocked = legs.index[legs["status"] == "blocked"]
-    english = language("en")  # the contingency map is the planning office's own analysis
-    layers = list(
-        boundary_layers(
-            load_boundaries(network.source) if network.source else None, lanal=False, lang=english
-        )
-    )
-    layers.append(
-        MapLayer(
-            "Legs not tested",
-            "line",
-            leg_features((leg for leg in area if leg not in tested), "open, not tested"),
-            UNTESTED_STYLE,
-            show=False,
-            swatch=UNTESTED_STYLE["color"],
-        )
-    )
-    for name, label, style in reversed(IMPACT_CLASSES):  # the worst drawn last, on top
-        count = len(by_class[name])
-        layers.append(
-            MapLayer(
-                f"{label} ({count})", "line", by_class[name], style, show=count > 0, swatch=style["color"]
-            )
-        )
-    layers.append(
-        MapLayer(
-            "Blocked in the scenario",
-            "line",
-            leg_features(blocked, "BLOCKED in the scenario"),
-            LEG_STYLES["blocked"],
-            swatch=LEG_STYLES["blocked"]["color"],
-            dashed=True,
-        )
-    )
-    cut_nodes = nodes.loc[sorted(cut_by)]
-    layers.append(
-        MapLayer(
-            "PPS a single leg can cut off",
-            "point",
-            [
-                map_feature(
-                    node.geometry,
-                    names.get(str(node_id), str(node_id)),
-                    [("Node", str(node_id)), ("Cut off when blocked", " ".join(cut_by[str(node_id)]))],
-                    id=str(node_id),
-                )
-                for node_id, node in cut_nodes.iterrows()
-                if node.geometry is not None and not node.geometry.is_empty
-            ],
-            POINT_STYLES["unserved"],
-            swatch=POINT_STYLES["unserved"]["fillColor"],
-        )
-    )
-    shown = [legs.at[leg, "geometry"] for leg in sorted(tested)] + list(cut_nodes.geometry)
-    shown = [g for g in shown if g is not None and not g.is_empty]
-    min_x, min_y, max_x, max_y = (
-        (float(v) for v in shapely.total_bounds(shown)) if shown else (116.0, -2.5, 119.0, 2.5)
-    )
-    legend = [
-        (
-            "box" if layer.kind == "polygon" else "dot" if layer.kind == "point" else "line",
-            layer.label,
-            layer.style,
-        )
-        for layer in layers
-    ]
-    counts = defaultdict(int)
-    for row in rows:
-        counts[impact_class(row)] += 1
-    subtitle = (
-        f"{len(rows)} legs tested, each coloured by the worst effect of its loss: {counts['cuts_off']} cut off "
-        f"PPS, {counts['late']} make PPS late, {counts['extra']} only cost extra hours or km, "
-        f"{counts['none'] + counts['unused']} cost nothing."
-    )
-    bounds = (min_x, min_y, max_x, max_y)
-    return MapContent(
-        f"{inputs.scenario.name}: contingency (N-1)", subtitle, layers, bounds, legend, lang=english.code
-    )
-
-
-SUMMARY_TOP = 20
-
-
-def summary_html(rows: Sequence[Mapping[str, Any]], scenario_name: str, lang: str = "id") -> str:
-    """A one-page summary for KPU and Lanal ("20 ruas paling kritis"): the legs whose loss costs something,
-    worst first, in `lang`. Every value from data is escaped."""
-    t = language(lang)
-    critical = [r for r in rows if impact_class(r) in ("cuts_off", "late", "extra")][:SUMMARY_TOP]
-    counts: dict[str, int] = defaultdict(int)
-    for row in rows:
-        counts[impact_class(row)] += 1
-    e = html.escape
-    head = [
-        "contingency.summary.rank",
-        "contingency.summary.leg",
-        "contingency.summary.mode",
-        "contingency.summary.cut_off",
-        "contingency.summary.late",
-        "contingency.summary.extra_hours",
-        "contingency.summary.extra_km",
-        "contingency.summary.fallback",
-    ]
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{e(str(v))}</td>"
-            for v in (
-                row["rank"],
-                f"{row['from_name']} - {row['to_name']} ({row['leg_id']})",
-                row["mode"],
-                row["newly_unserved_pps"],
-                row["late_pps"],
-                t.number(row["extra_vehicle_hours"], 1),
-                t.number(row["extra_km"], 1),
-                row["fallback"],
-            )
-        )
-        + "</tr>"
-        for row in critical
-    )
-    title = t("contingency.summary.title", n=len(critical), scenario=scenario_name)
-    tested = t(
-        "contingency.summary.tested",
-        tested=len(rows),
-        cut=counts["cuts_off"],
-        late=counts["late"],
-        extra=counts["extra"],
-    )
-    table = (
-        f"<table><tr>{''.join(f'<th>{e(t(h))}</th>' for h in head)}</tr>{body}</table>"
-        if critical
-        else f"<p>{e(t('contingency.summary.none'))}</p>"
-    )
-    return (
-        f'<!DOCTYPE html><html lang="{e(t.code)}"><head><meta charset="utf-8"><title>{e(title)}</title>'
-        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #999;padding:.3em .5em;text-align:left;vertical-align:top}"
-        "@page{size:A4 landscape;margin:12mm}</style></head><body>"
-        f"<h1>{e(title)}</h1><p>{e(t('contingency.summary.intro'))}</p><p>{e(tested)}</p>{table}</body></html>\n"
-    )
-
-
-def write_contingency_map(
-    rows: Sequence[Mapping[str, Any]], network: Network, inputs: ScenarioInputs, path: Path
-) -> Path:
-    return write_text(path, render_map_html(contingency_map_content(rows, network, inputs)))

@@ -1256,3 +1256,13 @@ def load_network(path: str | Path) -> Network:
 def legs_frame(network: Network) -> pd.DataFrame:
     """The network's legs as a plain table (no geometry), for CSV."""
     return pd.DataFrame(network.legs.drop(columns="geometry"))
+
+
+def legs_in_kabupaten(network: Network, kabupaten: Iterable[str]) -> list[str]:
+    """Every open leg (access links excepted) with an end in one of the kabupaten, by leg id."""
+    codes = set(kabupaten)
+    legs, nodes = network.legs, network.nodes
+    kab = nodes["kabupaten_code"].astype(str)
+    inside = legs["from_node"].map(kab).isin(codes) | legs["to_node"].map(kab).isin(codes)
+    chosen = legs[inside & (legs["mode"] != "access") & (legs["status"] == "open")]
+    return sorted(chosen.index)

@@ -10,6 +10,7 @@ from __future__ import annotations
 MODES = ("road", "river", "sea", "access")  # leg modes; `access` is the last stretch to a desa
 HUB_PREFIXES = ("port:", "jetty:", "seaport:")
 KABUPATEN_CODE_LENGTH = 5  # "64.02"
+PAIR_JOIN = " & "  # a contingency case of several legs (N-2) is named by its leg ids joined with this
 
 
 def kabupaten_of(node_id: str) -> str:
@@ -35,6 +36,11 @@ def is_hub(node_id: str) -> bool:
 def is_warehouse(node_id: str) -> bool:
     """True for a KPU warehouse node."""
     return node_id.startswith("wh:")
+
+
+def case_legs(case_id: str) -> list[str]:
+    """The legs of a contingency case: one leg id (N-1) or several joined by PAIR_JOIN (N-2)."""
+    return case_id.split(PAIR_JOIN)
 
 
 def ppk_of_kecamatan(kecamatan_code: str) -> str:

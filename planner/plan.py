@@ -28,6 +28,8 @@ MAX_DEPTH = 32  # a plan nests 6 levels (kpis.kabupaten.<code>.km_by_mode.<mode>
 KabupatenCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}$")]
 
 UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity", "planner_error"]
+# why a stop the planner worked on is not served (planner_error: the planner failed on its kabupaten)
+UNSERVED_REASONS = ("unreachable", "too_late", "capacity", "no_vehicle")
 
 
 class _Model(BaseModel):

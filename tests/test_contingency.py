@@ -21,9 +21,8 @@ from planner.contingency import (
     leg_impact,
     rank_key,
     run_contingency,
-    summary_html,
-    write_contingency_map,
 )
+from planner.contingency_report import summary_html, write_contingency_map
 from planner.execution import Backend
 from planner.network import Network, load_network
 from planner.scenario import load_inputs, load_scenario

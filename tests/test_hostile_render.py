@@ -25,7 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from planner.cli import build_app
-from planner.contingency import leg_facts, leg_impact, ranked, write_contingency_map, write_impact_csv
+from planner.contingency import leg_facts, leg_impact, ranked, write_impact_csv
+from planner.contingency_report import write_contingency_map
 from planner.maps import DATA_ELEMENT_ID, build_map_content, load_boundaries, render_map_html, write_map
 from planner.network import Network, build_network, load_network, write_network
 from planner.outputs import write_outputs
