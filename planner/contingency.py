@@ -5,9 +5,10 @@ leave). The baseline plan (the scenario as it is) is solved first with the same 
 baseline routes do not use the leg keeps its baseline plan: that plan is still feasible without the leg, so its
 loss costs that kabupaten nothing (re-solving it would only add search noise). A leg no route uses has no impact
 and needs no solve. In a kabupaten whose routes use the leg, a case re-plans incrementally (the default): the
-re-plan machinery at the plan start (planner.replan.split_routes, dispatch_state) keeps every trip that does not
-use the leg and does not depend on one that does (the goods it carries, the PPK or port it starts from), and
-only the goods of the dropped trips are planned again, with the kept trips' vehicles busy as planned.
+re-plan machinery at the plan start (planner.replan.first_stage, second_stage) keeps every trip that does not
+use the leg and does not depend on one that does (the goods it carries, the port it starts from), and only the
+goods of the dropped trips are planned again, with the kept trips' vehicles busy as planned; a PPK's trips are
+kept if its goods, planned again, still arrive before they start (else a second stage plans them again too).
 `incremental=False` plans those kabupaten again from scratch (for comparison: bench/contingency_incremental.py).
 
 Cases always run in deterministic mode (iteration and solution budgets, the time limit only as a safety net),
@@ -57,7 +58,7 @@ from planner.maps import (
 )
 from planner.network import Network
 from planner.plan import Route
-from planner.replan import dispatch_state, split_routes
+from planner.replan import first_stage, merge_unserved, second_stage
 from planner.scenario import ScenarioInputs, display_path, load_inputs, load_scenario
 from planner.search import SearchSettings
 from planner.solve import expectations, kabupaten_tasks, search_settings, trip_route
@@ -65,6 +66,7 @@ from planner.validate import Expectations
 
 CASE_FORMAT = "kpu-contingency-case"
 CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
+INCREMENTAL_RULE = 2  # 2: a PPK's trips are held, not dropped, while its goods still arrive in time
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
 MODES = ("road", "river", "sea", "access")
@@ -201,21 +203,26 @@ def replan_kabupaten(context: ContingencyContext, code: str, network: Network) -
         unserved = {m.node_id: m.reason for m in result.unserved}
         routes = _routes(result, expect)
         return {**kabupaten_outcome(routes, unserved, task, expect), **fallback(before, routes, network)}
-    kept, dropped, under_way = split_routes(before, expect, 0)
-    reduced, state, lost = dispatch_state(task, kept, dropped, under_way, expect, 0)
-    left = len(reduced.ppk_goods) + len(reduced.pps_goods) + len(state.hub_stock)
-    share = left / max(len(task.ppk_goods) + len(task.pps_goods), 1)
-    settings = replace(task.settings, time_limit_s=max(1.0, task.settings.time_limit_s * share))
-    result = plan_kabupaten(replace(reduced, state=state, settings=settings))
-    unserved = {m.node_id: m.reason for m in lost}
-    unserved.update({m.node_id: m.reason for m in result.unserved})
-    routes = [*kept, *_routes(result, expect)]
+    first = first_stage(task, before, expect, 0)
+    result = plan_kabupaten(first.task)
+    routes = _routes(result, expect)
+    missed = merge_unserved([], first, result.unserved)
+    kept, replanned = first.all_kept, len(first.dropped)
+    second = second_stage(task, first, routes, [m.node_id for m in missed], expect, 0) if first.held else None
+    if second is not None:
+        result = plan_kabupaten(second.task)
+        kept, routes = second.kept, _routes(result, expect)
+        missed = merge_unserved(missed, second, result.unserved)
+        replanned += len(second.dropped)
+    unserved = {m.node_id: m.reason for m in missed}
+    routes = [*kept, *routes]
     outcome = kabupaten_outcome(routes, unserved, task, expect)
     return {
         **outcome,
         **fallback(before, routes, network),
-        "kept_trips": len(kept),
-        "replanned_trips": len(dropped),
+        "kept_trips": len(before) - replanned,
+        "replanned_trips": replanned,
+        "stages": 1 if second is None else 2,
     }
 
 
@@ -556,7 +563,9 @@ def run_contingency(
     elif options.legs not in LEG_CHOICES:
         read_leg_file(Path(options.legs), network)
     context, settings = contingency_context(inputs, options.time_limit_s, options.incremental)
-    method = "incremental" if options.incremental else "from_scratch"
+    # the incremental rule's version is part of a case's key (not the baseline's): cases kept by an older rule
+    # are planned again, the baseline is reused
+    method = f"incremental-{INCREMENTAL_RULE}" if options.incremental else "from_scratch"
     fingerprint = inputs_fingerprint(inputs)
     cases_dir = out_dir / "cases"
     baseline, baseline_reused = baseline_outcomes(

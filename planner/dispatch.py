@@ -94,7 +94,9 @@ class DispatchState:
     before `not_before`, a base before `base_release` (goods brought back there), a vehicle before
     `vehicle_free`; trip numbers go on after `trips_done`. PPKs in `ppk_ready` already have all their goods.
     `warm_routes` are the previous plan's destinations per (vehicle id, tier), one tuple per trip, in order:
-    the search starts from them.
+    the search starts from them. `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
+    PPK's trips while its goods come differently): their goods should be unloaded there by then; where that
+    cannot be planned, the calendar's deadline applies (and the re-plan plans those trips again).
     """
 
     not_before: int = 0
@@ -105,6 +107,7 @@ class DispatchState:
     hub_stock: tuple[HubStock, ...] = ()
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     kits_done: Mapping[str, frozenset[int]] = field(default_factory=dict)  # PPS -> TPS kits already there
+    ppk_due: Mapping[str, int] = field(default_factory=dict)
 
     def release(self, base: str, minute: int = 0) -> int:
         return max(minute, self.not_before, self.base_release.get(base, 0))
@@ -838,7 +841,8 @@ class _Context:
 
 
 def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
-    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out) and per PPK."""
+    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out), and per PPK the kits of
+    all its desa (`kits_within` finds those its goods still hold)."""
     done = task.state.kits_done
     pps_kits = {
         pps: tuple(
@@ -846,10 +850,14 @@ def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
         )
         for pps, kits in sorted(task.pps_kits.items())
     }
+    # a PPK's goods may hold kits its desa already have in the plan (a re-plan keeps a PPK's trips while its
+    # goods are planned again): all its desa's kits are candidates, the goods tell which are still to come
     ppk_kits: dict[str, list[Kit]] = defaultdict(list)
-    for pps, kits in pps_kits.items():
+    for pps, kits in sorted(task.pps_kits.items()):
         if pps in task.pps_ppk:
-            ppk_kits[task.pps_ppk[pps]].extend(kits)
+            ppk_kits[task.pps_ppk[pps]].extend(
+                Kit(pps, n, dict(items)) for n, items in enumerate(kits, start=1)
+            )
     return {**pps_kits, **{ppk: tuple(kits) for ppk, kits in ppk_kits.items()}}
 
 
@@ -1289,6 +1297,15 @@ def _coupled_deadlines(
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
         if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
             deadlines[ppk] = min(task.ppk_deadline, arrive_by)
+    for ppk, due in task.state.ppk_due.items():
+        # kept trips leave the PPK at `due`: the goods must be unloaded before (unless they cannot be)
+        if ppk not in task.ppk_goods or ppk in task.state.ppk_ready:
+            continue
+        kits = len(ctx.kits_in(ppk, task.ppk_goods[ppk]))
+        unload = max((handling_minutes(v.kind, kits) for v in fleet), default=0)
+        arrive_by = latest_start(due, unload, hours, task.start_minute_of_day)
+        if arrive_by >= earliest.get(ppk, 0):
+            deadlines[ppk] = min(deadlines.get(ppk, task.ppk_deadline), arrive_by)
     return deadlines
 
 

@@ -6,9 +6,12 @@ blocked drives to its remaining stops in the same order over open legs, then hom
 reach (or reach in time) is skipped and its goods go back to base (the trip's load then counts only what it
 delivered). A vehicle that cannot get home is `stranded_at` where it is, with the goods it still carries.
 Trips not yet started are kept unless they use a blocked leg, belong to a stranded or delayed vehicle, or
-start from a PPK or port whose goods now arrive differently; the goods of the dropped trips are planned again
-by the dispatcher from the state at `at` (goods at the warehouse, at PPKs and at ports, vehicles busy until
-their last kept trip ends), warm-started from the dropped routes.
+start from a port whose goods now arrive differently; the goods of the dropped trips are planned again by the
+dispatcher from the state at `at` (goods at the warehouse, at PPKs and at ports, vehicles busy until their
+last kept trip ends), warm-started from the dropped routes. A trip from a PPK whose goods now arrive
+differently is held: stage 1 plans the PPK's goods to be there before its first held trip starts; where they
+are (`late_ppks`), its trips stay as planned, else stage 2 drops them and plans their goods again, from the
+PPK's new arrival (`first_stage`, `second_stage`).
 
 The new plan records the change (`replan`: based on, at, blocked, unblocked), so the validator accepts a leg
 driven before it was blocked. `plan_diff` lists what changed for the officer.
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -27,7 +30,6 @@ import numpy as np
 from planner.dispatch import (
     DispatchState,
     HubStock,
-    KabupatenResult,
     KabupatenTask,
     Missed,
     add_goods,
@@ -105,12 +107,14 @@ def _destinations(route: Route) -> set[str]:
 
 def split_routes(
     routes: Sequence[Route], expect: Expectations, at: int
-) -> tuple[list[Route], list[Route], list[Continuation]]:
-    """(kept, dropped, continued) trips of one kabupaten at minute `at` on the changed network.
+) -> tuple[list[Route], list[Route], list[Continuation], list[Held]]:
+    """(kept, dropped, continued, held) trips of one kabupaten at minute `at` on the changed network.
 
     Kept: trips back before `at`, trips under way (re-routed where needed), and trips not yet started that
     use no blocked leg and whose goods reach their base as planned. Dropped: the other trips not yet started;
-    their goods are planned again."""
+    their goods are planned again. Held: trips from a PPK whose goods now come differently (or from a port
+    those trips feed): they are kept if the PPK's goods still arrive in time for them (`need_by`,
+    `late_ppks`), else planned again too (`second_stage`)."""
     network = expect.network
     blocked = set(network.legs.index[network.legs["status"] != "open"])
     kept: list[Route] = []
@@ -143,14 +147,69 @@ def split_routes(
     ]
     for route in dropped:
         moved |= _destinations(route)
-    while True:  # a trip from a PPK or port whose goods now come differently is planned again too
-        more = [r for r in future if r.base in moved and r not in dropped]
+    # a trip from a port whose goods now come differently is planned again too; a tier-2 trip from a PPK
+    # whose goods now come differently waits for the PPK's new arrival (held), and so does a tier-2 trip from
+    # a port that held trips deliver to
+    while True:
+        gone = {id(r) for r in dropped}
+        waits: dict[int, frozenset[str]] = {}  # index in `future` -> the PPKs it waits on
+        changed = True
+        while changed:
+            changed = False
+            pending: dict[str, set[str]] = defaultdict(set)  # node -> PPKs whose held trips deliver there
+            for i, ppks in waits.items():
+                for node in _destinations(future[i]):
+                    pending[node] |= ppks
+            for i, r in enumerate(future):
+                if id(r) in gone or r.tier != 2 or (r.base in moved and not r.base.startswith("ppk:")):
+                    continue
+                on = set(pending.get(r.base, ())) | ({r.base} if r.base in moved else set())
+                if on and not on <= waits.get(i, frozenset()):
+                    waits[i] = frozenset(on | waits.get(i, frozenset()))
+                    changed = True
+        more = [r for r in future if id(r) not in gone and r.base in moved and not r.base.startswith("ppk:")]
         if not more:
             break
         dropped += more
         for route in more:
             moved |= _destinations(route)
-    return kept + [r for r in future if r not in dropped], dropped, continued
+    gone = {id(r) for r in dropped}
+    held = [Held(future[i], ppks) for i, ppks in sorted(waits.items()) if id(future[i]) not in gone]
+    held_ids = {id(h.route) for h in held}
+    kept += [r for r in future if id(r) not in gone and id(r) not in held_ids]
+    return kept, dropped, continued, held
+
+
+@dataclass(frozen=True)
+class Held:
+    """A trip kept only if the PPKs it depends on get their goods in time for it."""
+
+    route: Route
+    waits_on: frozenset[str]
+
+
+def need_by(held: Sequence[Held], expect: Expectations) -> dict[str, int]:
+    """Per PPK with held trips: the minute its first held trip starts (its goods must be unloaded by then)."""
+    due: dict[str, int] = {}
+    for h in held:
+        if h.route.base in h.waits_on:
+            start = expect.minute(h.route.stops[0].arrival)
+            due[h.route.base] = min(due.get(h.route.base, start), start)
+    return due
+
+
+def late_ppks(
+    due: Mapping[str, int], routes: Sequence[Route], unserved: Iterable[str], expect: Expectations
+) -> set[str]:
+    """The PPKs of `due` whose goods, on `routes` (the kept trips and those planned again, held ones left
+    out), are not all unloaded by the minute due, or not at all (`unserved` node ids)."""
+    arrival: dict[str, int] = {}
+    for route in routes:
+        for stop in _drops(route):
+            if stop.node_id in due:
+                arrival[stop.node_id] = max(arrival.get(stop.node_id, 0), expect.minute(stop.departure))
+    missing = set(unserved)
+    return {p for p, minute in due.items() if p in missing or arrival.get(p, math.inf) > minute}
 
 
 # ---------------------------------------------------------------- trips under way
@@ -308,9 +367,11 @@ def dispatch_state(
     continued: Sequence[Continuation],
     expect: Expectations,
     at: int,
+    ppk_due: Mapping[str, int] | None = None,
 ) -> tuple[KabupatenTask, DispatchState, list[Missed]]:
     """The task reduced to the goods still to move, where vehicles, PPKs and ports stand at `at`, and the
-    destinations whose goods are stuck on a stranded vehicle (unserved)."""
+    destinations whose goods are stuck on a stranded vehicle (unserved). `ppk_due`: PPKs whose held trips
+    start at that minute (`need_by`)."""
     minute = expect.minute
     warehouse = task.network.warehouse_of(task.kabupaten_code)
 
@@ -428,6 +489,7 @@ def dispatch_state(
         hub_stock=tuple(stock),
         warm_routes={k: tuple(v) for k, v in warm.items()},
         kits_done={node: frozenset(kits) for node, kits in kits_done.items() if kits},
+        ppk_due=dict(ppk_due or {}),
     )
     stranded = {c.route.vehicle_id for c in continued if c.stranded}
     reduced = replace(
@@ -435,10 +497,89 @@ def dispatch_state(
         vehicles=tuple(v for v in task.vehicles if v.vehicle_id not in stranded),
         ppk_goods=ppk_goods,
         pps_goods=pps_goods,
-        pps_ppk={p: task.pps_ppk[p] for p in pps_goods},
+        pps_ppk=dict(task.pps_ppk),  # all: a PPK's kits are those of all its desa (held trips too)
     )
     missed = [Missed(node, "unreachable", why_lost[node]) for node in sorted(lost) if lost[node]]
     return reduced, state, missed
+
+
+# ---------------------------------------------------------------- the two stages of a kabupaten
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One kabupaten's re-plan at one stage: the trips kept (and held), those dropped, and the reduced task that
+    plans the goods of the dropped trips (`task`, with its state and a share of the search time)."""
+
+    kept: list[Route]
+    dropped: list[Route]
+    continued: list[Continuation]
+    held: list[Held]
+    due: dict[str, int]
+    task: KabupatenTask
+    lost: list[Missed]
+
+    @property
+    def left(self) -> int:
+        return len(self.task.ppk_goods) + len(self.task.pps_goods) + len(self.task.state.hub_stock)
+
+    @property
+    def all_kept(self) -> list[Route]:
+        return [*self.kept, *(h.route for h in self.held)]
+
+    def planned_nodes(self) -> set[str]:
+        """The nodes whose goods this stage plans."""
+        task = self.task
+        return {*task.ppk_goods, *task.pps_goods, *(s.destination for s in task.state.hub_stock)}
+
+
+def _sized(task: KabupatenTask, reduced: KabupatenTask, state: DispatchState) -> KabupatenTask:
+    """The reduced task with its state and a share of the search time as large as the share of stops left."""
+    left = len(reduced.ppk_goods) + len(reduced.pps_goods) + len(state.hub_stock)
+    share = left / max(len(task.ppk_goods) + len(task.pps_goods), 1)
+    limit = max(1.0, task.settings.time_limit_s * share)
+    return replace(reduced, state=state, settings=replace(task.settings, time_limit_s=limit))
+
+
+def first_stage(task: KabupatenTask, routes: Sequence[Route], expect: Expectations, at: int) -> Stage:
+    """Stage 1: plan the goods of the dropped trips, the held trips kept, each PPK they wait on due when its
+    first held trip starts (the dispatcher falls back to the calendar's deadline where it cannot)."""
+    kept, dropped, continued, held = split_routes(routes, expect, at)
+    due = need_by(held, expect)
+    kept_all = [*kept, *(h.route for h in held)]
+    reduced, state, lost = dispatch_state(task, kept_all, dropped, continued, expect, at, due)
+    return Stage(kept, dropped, continued, held, due, _sized(task, reduced, state), lost)
+
+
+def second_stage(
+    task: KabupatenTask,
+    first: Stage,
+    planned: Sequence[Route],
+    unserved: Iterable[str],
+    expect: Expectations,
+    at: int,
+) -> Stage | None:
+    """Stage 2, for the PPKs whose goods now arrive after their held trips start (or not at all): those held
+    trips (and the held trips from ports that wait on them) are dropped and their goods planned again, from
+    the trips of stage 1 (`planned`, kept now). None when every PPK's goods are in time."""
+    late = late_ppks(first.due, [*first.kept, *planned], unserved, expect)
+    if not late:
+        return None
+    keep = [h.route for h in first.held if not h.waits_on & late]
+    dropped = [h.route for h in first.held if h.waits_on & late]
+    kept = [*first.kept, *keep, *planned]
+    reduced, state, lost = dispatch_state(task, kept, dropped, first.continued, expect, at)
+    return Stage(kept, dropped, first.continued, [], {}, _sized(task, reduced, state), lost)
+
+
+def merge_unserved(earlier: Sequence[Missed], stage: Stage, missed: Sequence[Missed]) -> list[Missed]:
+    """The unserved stops after `stage` (`missed`: its dispatcher's): its word on the nodes it planned again
+    replaces the `earlier` stage's."""
+    again = stage.planned_nodes()
+    out = {m.node_id: m for m in earlier if m.node_id not in again}
+    for m in [*stage.lost, *missed]:
+        out.setdefault(m.node_id, m)
+    return [out[n] for n in sorted(out)]
 
 
 # ---------------------------------------------------------------- the re-plan
@@ -471,42 +612,55 @@ def replan(
     tasks = {t.kabupaten_code: t for t in kabupaten_tasks(inputs, expect, settings)}
     kept_routes: list[Route] = []
     continued: list[Continuation] = []
-    reduced_tasks: list[KabupatenTask] = []
+    firsts: dict[str, Stage] = {}
     unserved: dict[str, Unserved] = {}
+    missed_of: dict[str, list[Missed]] = {}
+    to_plan: list[str] = []
     for code in sorted(tasks):
-        kept, dropped, here = split_routes([r for r in plan.routes if r.kabupaten_code == code], expect, at)
-        continued += here
-        kept_routes += kept
-        task, state, lost = dispatch_state(tasks[code], kept, dropped, here, expect, at)
-        for m in lost:
+        first = first_stage(tasks[code], [r for r in plan.routes if r.kabupaten_code == code], expect, at)
+        continued += first.continued
+        retry = bool(change.unblock) and any(u.kabupaten_code == code for u in plan.unserved)
+        goods_moved = first.dropped or any(c.returned or c.stranded for c in first.continued)
+        firsts[code] = first
+        if (goods_moved or retry) and first.left:
+            to_plan.append(code)
+            continue
+        for u in plan.unserved:
+            if u.kabupaten_code == code:
+                unserved.setdefault(u.node_id, u)
+        missed_of[code] = list(first.lost)
+    results = {r.kabupaten_code: r for r in run_tasks([firsts[c].task for c in to_plan], workers, progress)}
+    planned: dict[str, list[Route]] = defaultdict(list)
+    seconds: dict[str, Stage] = {}
+    for code, first in sorted(firsts.items()):
+        res = results.get(code)
+        planned[code] = [trip_route(t, code, expect.start) for t in res.trips] if res else []
+        if res:
+            missed_of[code] = merge_unserved([], first, res.unserved)
+        missing = [m.node_id for m in missed_of[code]]
+        second = second_stage(tasks[code], first, planned[code], missing, expect, at) if first.held else None
+        if second is None:
+            kept_routes += first.all_kept
+        else:
+            seconds[code] = second
+    second_results = {
+        r.kabupaten_code: r for r in run_tasks([s.task for s in seconds.values()], workers, progress)
+    }
+    for code, second in seconds.items():
+        res = second_results[code]
+        kept_routes += second.kept
+        planned[code] = [trip_route(t, code, expect.start) for t in res.trips]
+        missed_of[code] = merge_unserved(missed_of[code], second, res.unserved)
+    for code, missed in sorted(missed_of.items()):
+        for m in missed:
             unserved[m.node_id] = Unserved(
                 node_id=m.node_id, kabupaten_code=code, reason=m.reason, detail=m.detail
             )
-        retry = bool(change.unblock) and any(u.kabupaten_code == code for u in plan.unserved)
-        goods_moved = dropped or any(c.returned or c.stranded for c in here)
-        left = len(task.ppk_goods) + len(task.pps_goods) + len(state.hub_stock)
-        if not (goods_moved or retry) or not left:
-            for u in plan.unserved:
-                if u.kabupaten_code == code:
-                    unserved.setdefault(u.node_id, u)
-            continue
-        share = left / max(len(tasks[code].ppk_goods) + len(tasks[code].pps_goods), 1)
-        limit = max(1.0, task.settings.time_limit_s * share)
-        reduced_tasks.append(replace(task, state=state, settings=replace(task.settings, time_limit_s=limit)))
-    results: list[KabupatenResult] = run_tasks(reduced_tasks, workers, progress)
-    replanned = {res.kabupaten_code for res in results}
-    new_routes = [trip_route(t, res.kabupaten_code, expect.start) for res in results for t in res.trips]
+    replanned = set(results) | set(second_results)
+    new_routes = [r for code in sorted(planned) for r in planned[code]]
     routes = sorted(
         [*kept_routes, *new_routes], key=lambda r: (r.kabupaten_code, r.tier, r.vehicle_id, r.trip)
     )
-    for res in results:
-        for m in res.unserved:
-            unserved.setdefault(
-                m.node_id,
-                Unserved(
-                    node_id=m.node_id, kabupaten_code=res.kabupaten_code, reason=m.reason, detail=m.detail
-                ),
-            )
     scenario_changed = scenario is not None and scenario.hash != plan.scenario.hash
     new = plan.model_copy(
         update={
