@@ -208,12 +208,12 @@ def replan_kabupaten(context: ContingencyContext, code: str, network: Network) -
     routes = _routes(result, expect)
     missed = merge_unserved([], first, result.unserved)
     kept, replanned = first.all_kept, len(first.dropped)
-    second = second_stage(task, first, routes, [m.node_id for m in missed], expect, 0) if first.held else None
+    second = second_stage(task, first, routes, missed, expect, 0) if first.held else None
     if second is not None:
         result = plan_kabupaten(second.task)
         kept, routes = second.kept, _routes(result, expect)
         missed = merge_unserved(missed, second, result.unserved)
-        replanned += len(second.dropped)
+        replanned += len([r for r in second.dropped if r in before])
     unserved = {m.node_id: m.reason for m in missed}
     routes = [*kept, *routes]
     outcome = kabupaten_outcome(routes, unserved, task, expect)

@@ -555,19 +555,37 @@ def second_stage(
     task: KabupatenTask,
     first: Stage,
     planned: Sequence[Route],
-    unserved: Iterable[str],
+    unserved: Sequence[Missed],
     expect: Expectations,
     at: int,
 ) -> Stage | None:
-    """Stage 2, for the PPKs whose goods now arrive after their held trips start (or not at all): those held
-    trips (and the held trips from ports that wait on them) are dropped and their goods planned again, from
-    the trips of stage 1 (`planned`, kept now). None when every PPK's goods are in time."""
-    late = late_ppks(first.due, [*first.kept, *planned], unserved, expect)
+    """Stage 2, for the PPKs whose goods now arrive after their held trips start (or not at all), or some of
+    whose desa stage 1 left over for capacity or time (their vehicles were busy with the held trips): those
+    held trips, the tier-2 trips stage 1 planned from those PPKs, and the tier-2 trips from ports that these
+    deliver to are dropped, and their goods planned again together from the PPK's new arrival (the other trips
+    of stage 1, `planned`, are kept now). None when no PPK is late."""
+    nodes = [m.node_id for m in unserved]
+    late = late_ppks(first.due, [*first.kept, *planned], nodes, expect)
+    late |= {
+        task.pps_ppk[m.node_id]
+        for m in unserved
+        if m.reason in ("capacity", "too_late") and task.pps_ppk.get(m.node_id) in first.due
+    }
     if not late:
         return None
-    keep = [h.route for h in first.held if not h.waits_on & late]
+    others = [h.route for h in first.held if not h.waits_on & late] + list(planned)
     dropped = [h.route for h in first.held if h.waits_on & late]
-    kept = [*first.kept, *keep, *planned]
+    moved = set(late)
+    while True:  # from the late PPKs on, and from the ports their trips deliver to
+        gone = {id(r) for r in dropped}
+        more = [r for r in others if id(r) not in gone and r.tier == 2 and r.base in moved]
+        if not more:
+            break
+        dropped += more
+        for route in more:
+            moved |= _destinations(route)
+    gone = {id(r) for r in dropped}
+    kept = [*first.kept, *(r for r in others if id(r) not in gone)]
     reduced, state, lost = dispatch_state(task, kept, dropped, first.continued, expect, at)
     return Stage(kept, dropped, first.continued, [], {}, _sized(task, reduced, state), lost)
 
@@ -637,8 +655,10 @@ def replan(
         planned[code] = [trip_route(t, code, expect.start) for t in res.trips] if res else []
         if res:
             missed_of[code] = merge_unserved([], first, res.unserved)
-        missing = [m.node_id for m in missed_of[code]]
-        second = second_stage(tasks[code], first, planned[code], missing, expect, at) if first.held else None
+        held = first.held
+        second = (
+            second_stage(tasks[code], first, planned[code], missed_of[code], expect, at) if held else None
+        )
         if second is None:
             kept_routes += first.all_kept
         else:
