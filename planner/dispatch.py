@@ -1168,6 +1168,18 @@ def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
     return earliest
 
 
+def unmet_dues(task: KabupatenTask) -> set[str]:
+    """The PPKs of `task.state.ppk_due` whose goods cannot be unloaded there by the minute due even by the
+    fastest vehicle (`_earliest_ppk_arrivals`, a lower bound): a re-plan need not hold their trips."""
+    due = {
+        p: m for p, m in task.state.ppk_due.items() if p in task.ppk_goods and p not in task.state.ppk_ready
+    }
+    if not due:
+        return set()
+    earliest = _earliest_ppk_arrivals(_context(task))
+    return {p for p, minute in due.items() if earliest.get(p, 0) > minute}
+
+
 def _chain_on_time(
     trips: Sequence[Trip],
     release: int,

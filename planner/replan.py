@@ -33,6 +33,7 @@ from planner.dispatch import (
     KabupatenTask,
     Missed,
     add_goods,
+    unmet_dues,
 )
 from planner.errors import InputError
 from planner.network import Network
@@ -543,12 +544,26 @@ def _sized(task: KabupatenTask, reduced: KabupatenTask, state: DispatchState) ->
 
 def first_stage(task: KabupatenTask, routes: Sequence[Route], expect: Expectations, at: int) -> Stage:
     """Stage 1: plan the goods of the dropped trips, the held trips kept, each PPK they wait on due when its
-    first held trip starts (the dispatcher falls back to the calendar's deadline where it cannot)."""
+    first held trip starts (the dispatcher falls back to the calendar's deadline where it cannot). A PPK whose
+    goods cannot be there by then in any case (`unmet_dues`) is not held: its trips are planned again at once,
+    with the rest, so that the dispatcher couples its tiers as in a plan from scratch."""
     kept, dropped, continued, held = split_routes(routes, expect, at)
-    due = need_by(held, expect)
-    kept_all = [*kept, *(h.route for h in held)]
-    reduced, state, lost = dispatch_state(task, kept_all, dropped, continued, expect, at, due)
-    return Stage(kept, dropped, continued, held, due, _sized(task, reduced, state), lost)
+
+    def stage(dropped: list[Route], held: list[Held]) -> Stage:
+        due = need_by(held, expect)
+        kept_all = [*kept, *(h.route for h in held)]
+        reduced, state, lost = dispatch_state(task, kept_all, dropped, continued, expect, at, due)
+        return Stage(kept, dropped, continued, held, due, _sized(task, reduced, state), lost)
+
+    first = stage(dropped, held)
+    unmet = unmet_dues(first.task) if first.due else set()
+    if not unmet:
+        return first
+    # a held trip from a port waits on the PPKs whose held trips feed it: it goes with them
+    return stage(
+        [*dropped, *(h.route for h in held if h.waits_on & unmet)],
+        [h for h in held if not h.waits_on & unmet],
+    )
 
 
 def second_stage(
