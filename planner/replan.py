@@ -670,11 +670,8 @@ def replan(
         planned[code] = [trip_route(t, code, expect.start) for t in res.trips] if res else []
         if res:
             missed_of[code] = merge_unserved([], first, res.unserved)
-        held = first.held
-        second = (
-            second_stage(tasks[code], first, planned[code], missed_of[code], expect, at) if held else None
-        )
-        if second is None:
+        second = first.held and second_stage(tasks[code], first, planned[code], missed_of[code], expect, at)
+        if not second:
             kept_routes += first.all_kept
         else:
             seconds[code] = second
