@@ -48,6 +48,7 @@ DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasi
 GRAMS, CM3 = 1000, 1_000_000
 # the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
 MIN_LAYER_S = 3.0
+TINY_REPLAN_LOADS = 4  # a re-plan's routing problem of at most this many loads is searched by greedy descent
 MIN_PART_S = 1.0  # the least search time of one origin's part of a layer (see _solve_layer)
 
 
@@ -664,7 +665,12 @@ def _solve_origin(
     if built.problem is None:
         return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
     warm = _warm_routes(layer, layer.warm_routes or task.state.warm_routes, built)
-    solution = solve(built.problem, replace(task.settings, time_limit_s=time_limit), warm)
+    settings = replace(task.settings, time_limit_s=time_limit)
+    if len(built.loads) <= TINY_REPLAN_LOADS and task.state != DispatchState():
+        # guided local search never stops on its own: on a few loads it ran to the time limit (MIN_LAYER_S)
+        # for nothing; greedy descent stops at its local optimum (no clock involved, so still deterministic)
+        settings = replace(settings, metaheuristic="greedy-descent")
+    solution = solve(built.problem, settings, warm)
     return read_layer(built, solution, task, paths)
 
 
