@@ -2,12 +2,14 @@
 
     .venv/bin/python -m bench.contingency_incremental [--scenario scenarios/mahulu-river.yaml] [--limit 30]
     .venv/bin/python -m bench.contingency_incremental --render
+    .venv/bin/python -m bench.contingency_incremental --scenario scenarios/kukar-2024.yaml --limit 10 --tag kukar
 
 Runs `planner contingency --legs used` twice on the same scenario, one worker each, in this process: once
 re-planning only the trips on the blocked leg (the default) and once planning the kabupaten again from scratch.
 `--limit` takes the busiest legs only. Records seconds per case for both, the ratio, and whether the two
-rankings agree (top 20 by leg, and the desa cut off per leg). Writes bench/results/contingency-incremental.json;
-`--render` rewrites the table in BENCHMARKS.md from it.
+rankings agree (top 20 by leg, and the desa cut off per leg). Writes bench/results/contingency-incremental.json
+(with `--tag T`: contingency-incremental-T.json and its own BENCHMARKS.md section); `--render` rewrites the
+table in BENCHMARKS.md from it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ from planner.vrplib_bench import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "contingency-incremental.json"
+
+
+def results_path(tag: str = "") -> Path:
+    return RESULTS.with_name(f"contingency-incremental-{tag}.json") if tag else RESULTS
+
+
 TOP = 20
 
 
@@ -47,7 +55,7 @@ def one_method(scenario: Path, limit: int | None, incremental: bool, out: Path) 
     }
 
 
-def run(scenario: Path, limit: int | None) -> dict:
+def run(scenario: Path, limit: int | None, tag: str = "") -> dict:
     with tempfile.TemporaryDirectory() as folder:
         incremental = one_method(scenario, limit, True, Path(folder) / "incremental")
         scratch = one_method(scenario, limit, False, Path(folder) / "scratch")
@@ -67,12 +75,12 @@ def run(scenario: Path, limit: int | None) -> dict:
         "top_same_set": set(incremental["ranking"][:TOP]) == set(scratch["ranking"][:TOP]),
         "legs_cutting_off_other_desa": differ,
     }
-    write_json(RESULTS, record)
+    write_json(results_path(tag), record)
     return record
 
 
-def render() -> None:
-    record = json.loads(RESULTS.read_text(encoding="utf-8"))
+def render(tag: str = "") -> None:
+    record = json.loads(results_path(tag).read_text(encoding="utf-8"))
     inc, scr = record["incremental"], record["from_scratch"]
     env = record["environment"]
     lines = [
@@ -90,23 +98,28 @@ def render() -> None:
         f"as a set: {record['top_same_set']}. Legs whose loss cuts off other desa in one method than in the "
         f"other: {', '.join(record['legs_cutting_off_other_desa']) or 'none'}.",
     ]
-    replace_section("contingency-incremental", "\n".join(lines), "Contingency: incremental N-1 cases")
+    if tag:
+        section, title = f"contingency-incremental-{tag}", f"Contingency: incremental N-1 cases ({tag})"
+    else:
+        section, title = "contingency-incremental", "Contingency: incremental N-1 cases"
+    replace_section(section, "\n".join(lines), title)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "mahulu-river.yaml")
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--tag", default="", help="results file and BENCHMARKS.md section of their own")
     parser.add_argument("--render", action="store_true", help="only rewrite the BENCHMARKS.md table")
     args = parser.parse_args(argv)
     if not args.render:
-        record = run(args.scenario.resolve(), args.limit)
+        record = run(args.scenario.resolve(), args.limit, args.tag)
         print(
             json.dumps(
                 {k: v for k, v in record.items() if k not in ("incremental", "from_scratch")}, indent=1
             )
         )
-    render()
+    render(args.tag)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ leave). The baseline plan (the scenario as it is) is solved first with the same 
 baseline routes do not use the leg keeps its baseline plan: that plan is still feasible without the leg, so its
 loss costs that kabupaten nothing (re-solving it would only add search noise). A leg no route uses has no impact
 and needs no solve. In a kabupaten whose routes use the leg, a case re-plans incrementally (the default): the
-re-plan machinery at the plan start (planner.replan.split_routes, dispatch_state) keeps every trip that does not
-use the leg and does not depend on one that does (the goods it carries, the PPK or port it starts from), and
-only the goods of the dropped trips are planned again, with the kept trips' vehicles busy as planned.
+re-plan machinery at the plan start (planner.replan.first_stage, second_stage) keeps every trip that does not
+use the leg and does not depend on one that does (the goods it carries, the port it starts from), and only the
+goods of the dropped trips are planned again, with the kept trips' vehicles busy as planned; a PPK's trips are
+kept if its goods, planned again, still arrive before they start (else a second stage plans them again too).
 `incremental=False` plans those kabupaten again from scratch (for comparison: bench/contingency_incremental.py).
 
 Cases always run in deterministic mode (iteration and solution budgets, the time limit only as a safety net),
@@ -30,7 +31,7 @@ import json
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,14 @@ from planner.network import Network, legs_in_kabupaten
 from planner.nodes import MODES, PAIR_JOIN, case_legs, is_pps
 from planner.pipeline import Problem, kabupaten_tasks, load_problem, search_settings, trip_route
 from planner.plan import UNSERVED_REASONS, Route
-from planner.replan import dispatch_state, split_routes
+from planner.replan import first_stage, merge_unserved, second_stage
 from planner.scenario import ScenarioInputs, display_path
 from planner.settings import SearchSettings
 from planner.validate import Expectations
 
 CASE_FORMAT = "kpu-contingency-case"
 CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
+INCREMENTAL_RULE = 2  # 2: a PPK's trips are held, not dropped, while its goods still arrive in time
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
 LEG_CHOICES = ("used", "all")
@@ -180,21 +182,26 @@ def replan_kabupaten(context: ContingencyContext, code: str, network: Network) -
         unserved = {m.node_id: m.reason for m in result.unserved}
         routes = _routes(result, expect)
         return {**kabupaten_outcome(routes, unserved, task, expect), **fallback(before, routes, network)}
-    kept, dropped, under_way = split_routes(before, expect, 0)
-    reduced, state, lost = dispatch_state(task, kept, dropped, under_way, expect, 0)
-    left = len(reduced.ppk_goods) + len(reduced.pps_goods) + len(state.hub_stock)
-    share = left / max(len(task.ppk_goods) + len(task.pps_goods), 1)
-    settings = replace(task.settings, time_limit_s=max(1.0, task.settings.time_limit_s * share))
-    result = plan_kabupaten(replace(reduced, state=state, settings=settings))
-    unserved = {m.node_id: m.reason for m in lost}
-    unserved.update({m.node_id: m.reason for m in result.unserved})
-    routes = [*kept, *_routes(result, expect)]
+    first = first_stage(task, before, expect, 0)
+    result = plan_kabupaten(first.task)
+    routes = _routes(result, expect)
+    missed = merge_unserved([], first, result.unserved)
+    kept, replanned = first.all_kept, len(first.dropped)
+    second = second_stage(task, first, routes, missed, expect, 0) if first.held else None
+    if second is not None:
+        result = plan_kabupaten(second.task)
+        kept, routes = second.kept, _routes(result, expect)
+        missed = merge_unserved(missed, second, result.unserved)
+        replanned += len([r for r in second.dropped if r in before])
+    unserved = {m.node_id: m.reason for m in missed}
+    routes = [*kept, *routes]
     outcome = kabupaten_outcome(routes, unserved, task, expect)
     return {
         **outcome,
         **fallback(before, routes, network),
-        "kept_trips": len(kept),
-        "replanned_trips": len(dropped),
+        "kept_trips": len(before) - replanned,
+        "replanned_trips": replanned,
+        "stages": 1 if second is None else 2,
     }
 
 
@@ -505,6 +512,45 @@ def baseline_outcomes(
     return outcomes, False
 
 
+@dataclass
+class _Cases:
+    """The chosen cases sorted out: a leg no baseline route uses needs no solve (record None), a case finished
+    in an earlier run is read back (`reused`), the others are to solve."""
+
+    records: dict[str, dict | None]
+    to_solve: list[Case]
+    reused: int
+
+    @classmethod
+    def of(
+        cls,
+        chosen: Sequence[str],
+        baseline: Mapping[str, dict],
+        cases_dir: Path,
+        key_of: Callable[[str], str],
+    ) -> _Cases:
+        users: dict[str, list[str]] = defaultdict(list)
+        for code, outcome in baseline.items():
+            for leg_id in outcome["trips_on_leg"]:
+                users[leg_id].append(code)
+        for case in chosen:
+            if PAIR_JOIN in case:
+                users[case] = sorted({code for leg in case_legs(case) for code in users.get(leg, [])})
+        found = cls({}, [], 0)
+        for leg_id in chosen:
+            if not users.get(leg_id):
+                found.records[leg_id] = None
+                continue
+            case = Case(leg_id, key_of(leg_id), tuple(sorted(users[leg_id])))
+            stored = load_record(case_path(cases_dir, leg_id), case.key)
+            if stored is not None:
+                found.records[leg_id] = stored
+                found.reused += 1
+            else:
+                found.to_solve.append(case)
+        return found
+
+
 def run_contingency(
     scenario_path: Path, out_dir: Path, options: ContingencyOptions, progress: Progress | None = None
 ) -> ContingencyResult:
@@ -524,7 +570,9 @@ def run_contingency(
     elif options.legs not in LEG_CHOICES:
         read_leg_file(Path(options.legs), network)
     context, settings = contingency_context(problem, options.time_limit_s, options.incremental)
-    method = "incremental" if options.incremental else "from_scratch"
+    # the incremental rule's version is part of a case's key (not the baseline's): cases kept by an older rule
+    # are planned again, the baseline is reused
+    method = f"incremental-{INCREMENTAL_RULE}" if options.incremental else "from_scratch"
     fingerprint = inputs_fingerprint(inputs)
     cases_dir = out_dir / "cases"
     baseline, baseline_reused = baseline_outcomes(
@@ -546,27 +594,10 @@ def run_contingency(
     left_out = [case for case in chosen if blocked.intersection(case_legs(case))]
     chosen = [case for case in chosen if case not in left_out][: options.limit]
 
-    users: dict[str, list[str]] = defaultdict(list)
-    for code, outcome in baseline.items():
-        for leg_id in outcome["trips_on_leg"]:
-            users[leg_id].append(code)
-    for case in chosen:
-        if PAIR_JOIN in case:
-            users[case] = sorted({code for leg in case_legs(case) for code in users.get(leg, [])})
-    records: dict[str, dict | None] = {}
-    to_solve: list[Case] = []
-    reused = 0
-    for leg_id in chosen:
-        if not users.get(leg_id):
-            records[leg_id] = None
-            continue
-        case = Case(leg_id, case_key(fingerprint, settings, leg_id, method), tuple(sorted(users[leg_id])))
-        stored = load_record(case_path(cases_dir, leg_id), case.key)
-        if stored is not None:
-            records[leg_id] = stored
-            reused += 1
-        else:
-            to_solve.append(case)
+    cases = _Cases.of(
+        chosen, baseline, cases_dir, lambda leg_id: case_key(fingerprint, settings, leg_id, method)
+    )
+    records, to_solve, reused = cases.records, cases.to_solve, cases.reused
 
     progress.start("cases", len(to_solve))
     case_wall = []

@@ -49,6 +49,7 @@ DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasi
 GRAMS, CM3 = 1000, 1_000_000
 # the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
 MIN_LAYER_S = 3.0
+TINY_REPLAN_LOADS = 4  # a re-plan's routing problem of at most this many loads is searched by greedy descent
 MIN_PART_S = 1.0  # the least search time of one origin's part of a layer (see _solve_layer)
 
 
@@ -95,7 +96,9 @@ class DispatchState:
     before `not_before`, a base before `base_release` (goods brought back there), a vehicle before
     `vehicle_free`; trip numbers go on after `trips_done`. PPKs in `ppk_ready` already have all their goods.
     `warm_routes` are the previous plan's destinations per (vehicle id, tier), one tuple per trip, in order:
-    the search starts from them.
+    the search starts from them. `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
+    PPK's trips while its goods come differently): their goods should be unloaded there by then; where that
+    cannot be planned, the calendar's deadline applies (and the re-plan plans those trips again).
     """
 
     not_before: int = 0
@@ -106,6 +109,7 @@ class DispatchState:
     hub_stock: tuple[HubStock, ...] = ()
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     kits_done: Mapping[str, frozenset[int]] = field(default_factory=dict)  # PPS -> TPS kits already there
+    ppk_due: Mapping[str, int] = field(default_factory=dict)
 
     def release(self, base: str, minute: int = 0) -> int:
         return max(minute, self.not_before, self.base_release.get(base, 0))
@@ -663,7 +667,12 @@ def _solve_origin(
     if built.problem is None:
         return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
     warm = _warm_routes(layer, layer.warm_routes or task.state.warm_routes, built)
-    solution = solve(built.problem, replace(task.settings, time_limit_s=time_limit), warm)
+    settings = replace(task.settings, time_limit_s=time_limit)
+    if len(built.loads) <= TINY_REPLAN_LOADS and task.state != DispatchState():
+        # guided local search never stops on its own: on a few loads it ran to the time limit (MIN_LAYER_S)
+        # for nothing; greedy descent stops at its local optimum (no clock involved, so still deterministic)
+        settings = replace(settings, metaheuristic="greedy-descent")
+    solution = solve(built.problem, settings, warm)
     return read_layer(built, solution, task, paths)
 
 
@@ -840,7 +849,8 @@ class _Context:
 
 
 def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
-    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out) and per PPK."""
+    """The TPS kits still to deliver, per PPS (those a re-plan found delivered left out), and per PPK the kits of
+    all its desa (`kits_within` finds those its goods still hold)."""
     done = task.state.kits_done
     pps_kits = {
         pps: tuple(
@@ -848,10 +858,14 @@ def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
         )
         for pps, kits in sorted(task.pps_kits.items())
     }
+    # a PPK's goods may hold kits its desa already have in the plan (a re-plan keeps a PPK's trips while its
+    # goods are planned again): all its desa's kits are candidates, the goods tell which are still to come
     ppk_kits: dict[str, list[Kit]] = defaultdict(list)
-    for pps, kits in pps_kits.items():
+    for pps, kits in sorted(task.pps_kits.items()):
         if pps in task.pps_ppk:
-            ppk_kits[task.pps_ppk[pps]].extend(kits)
+            ppk_kits[task.pps_ppk[pps]].extend(
+                Kit(pps, n, dict(items)) for n, items in enumerate(kits, start=1)
+            )
     return {**pps_kits, **{ppk: tuple(kits) for ppk, kits in ppk_kits.items()}}
 
 
@@ -1162,6 +1176,18 @@ def _earliest_ppk_arrivals(ctx: _Context) -> dict[str, int]:
     return earliest
 
 
+def unmet_dues(task: KabupatenTask) -> set[str]:
+    """The PPKs of `task.state.ppk_due` whose goods cannot be unloaded there by the minute due even by the
+    fastest vehicle (`_earliest_ppk_arrivals`, a lower bound): a re-plan need not hold their trips."""
+    due = {
+        p: m for p, m in task.state.ppk_due.items() if p in task.ppk_goods and p not in task.state.ppk_ready
+    }
+    if not due:
+        return set()
+    earliest = _earliest_ppk_arrivals(_context(task))
+    return {p for p, minute in due.items() if earliest.get(p, 0) > minute}
+
+
 def _chain_on_time(
     trips: Sequence[Trip],
     release: int,
@@ -1291,6 +1317,15 @@ def _coupled_deadlines(
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
         if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
             deadlines[ppk] = min(task.ppk_deadline, arrive_by)
+    for ppk, due in task.state.ppk_due.items():
+        # kept trips leave the PPK at `due`: the goods must be unloaded before (unless they cannot be)
+        if ppk not in task.ppk_goods or ppk in task.state.ppk_ready:
+            continue
+        kits = len(ctx.kits_in(ppk, task.ppk_goods[ppk]))
+        unload = max((handling_minutes(v.kind, kits) for v in fleet), default=0)
+        arrive_by = latest_start(due, unload, hours, task.start_minute_of_day)
+        if arrive_by >= earliest.get(ppk, 0):
+            deadlines[ppk] = min(deadlines.get(ppk, task.ppk_deadline), arrive_by)
     return deadlines
 
 

@@ -6,9 +6,12 @@ blocked drives to its remaining stops in the same order over open legs, then hom
 reach (or reach in time) is skipped and its goods go back to base (the trip's load then counts only what it
 delivered). A vehicle that cannot get home is `stranded_at` where it is, with the goods it still carries.
 Trips not yet started are kept unless they use a blocked leg, belong to a stranded or delayed vehicle, or
-start from a PPK or port whose goods now arrive differently; the goods of the dropped trips are planned again
-by the dispatcher from the state at `at` (goods at the warehouse, at PPKs and at ports, vehicles busy until
-their last kept trip ends), warm-started from the dropped routes.
+start from a port whose goods now arrive differently; the goods of the dropped trips are planned again by the
+dispatcher from the state at `at` (goods at the warehouse, at PPKs and at ports, vehicles busy until their
+last kept trip ends), warm-started from the dropped routes. A trip from a PPK whose goods now arrive
+differently is held: stage 1 plans the PPK's goods to be there before its first held trip starts; where they
+are (`late_ppks`), its trips stay as planned, else stage 2 drops them and plans their goods again, from the
+PPK's new arrival (`first_stage`, `second_stage`).
 
 The new plan records the change (`replan`: based on, at, blocked, unblocked), so the validator accepts a leg
 driven before it was blocked. `plan_diff` lists what changed for the officer.
@@ -18,8 +21,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -27,17 +30,18 @@ import numpy as np
 from planner.dispatch import (
     DispatchState,
     HubStock,
-    KabupatenResult,
     KabupatenTask,
     Missed,
     add_goods,
+    unmet_dues,
 )
 from planner.errors import InputError
 from planner.execution import Backend, Progress
+from planner.goods import goods_left
 from planner.network import Network
-from planner.nodes import is_hub, is_ppk, is_pps
+from planner.nodes import is_hub, is_ppk
 from planner.paths import leg_minutes, shortest_paths
-from planner.pipeline import Problem, kabupaten_tasks, run_tasks, trip_route, unserved_of, with_kpis
+from planner.pipeline import Problem, kabupaten_tasks, run_tasks, trip_route, with_kpis
 from planner.plan import Plan, Replan, Route, ScenarioRef, Stop, Unserved, content_hash, to_json
 from planner.scenario import ScenarioInputs
 from planner.settings import SearchSettings
@@ -105,12 +109,14 @@ def _destinations(route: Route) -> set[str]:
 
 def split_routes(
     routes: Sequence[Route], expect: Expectations, at: int
-) -> tuple[list[Route], list[Route], list[Continuation]]:
-    """(kept, dropped, continued) trips of one kabupaten at minute `at` on the changed network.
+) -> tuple[list[Route], list[Route], list[Continuation], list[Held]]:
+    """(kept, dropped, continued, held) trips of one kabupaten at minute `at` on the changed network.
 
     Kept: trips back before `at`, trips under way (re-routed where needed), and trips not yet started that
     use no blocked leg and whose goods reach their base as planned. Dropped: the other trips not yet started;
-    their goods are planned again."""
+    their goods are planned again. Held: trips from a PPK whose goods now come differently (or from a port
+    those trips feed): they are kept if the PPK's goods still arrive in time for them (`need_by`,
+    `late_ppks`), else planned again too (`second_stage`)."""
     network = expect.network
     blocked = set(network.legs.index[network.legs["status"] != "open"])
     kept: list[Route] = []
@@ -143,14 +149,69 @@ def split_routes(
     ]
     for route in dropped:
         moved |= _destinations(route)
-    while True:  # a trip from a PPK or port whose goods now come differently is planned again too
-        more = [r for r in future if r.base in moved and r not in dropped]
+    # a trip from a port whose goods now come differently is planned again too; a tier-2 trip from a PPK
+    # whose goods now come differently waits for the PPK's new arrival (held), and so does a tier-2 trip from
+    # a port that held trips deliver to
+    while True:
+        gone = {id(r) for r in dropped}
+        waits: dict[int, frozenset[str]] = {}  # index in `future` -> the PPKs it waits on
+        changed = True
+        while changed:
+            changed = False
+            pending: dict[str, set[str]] = defaultdict(set)  # node -> PPKs whose held trips deliver there
+            for i, ppks in waits.items():
+                for node in _destinations(future[i]):
+                    pending[node] |= ppks
+            for i, r in enumerate(future):
+                if id(r) in gone or r.tier != 2 or (r.base in moved and not is_ppk(r.base)):
+                    continue
+                on = set(pending.get(r.base, ())) | ({r.base} if r.base in moved else set())
+                if on and not on <= waits.get(i, frozenset()):
+                    waits[i] = frozenset(on | waits.get(i, frozenset()))
+                    changed = True
+        more = [r for r in future if id(r) not in gone and r.base in moved and not is_ppk(r.base)]
         if not more:
             break
         dropped += more
         for route in more:
             moved |= _destinations(route)
-    return kept + [r for r in future if r not in dropped], dropped, continued
+    gone = {id(r) for r in dropped}
+    held = [Held(future[i], ppks) for i, ppks in sorted(waits.items()) if id(future[i]) not in gone]
+    held_ids = {id(h.route) for h in held}
+    kept += [r for r in future if id(r) not in gone and id(r) not in held_ids]
+    return kept, dropped, continued, held
+
+
+@dataclass(frozen=True)
+class Held:
+    """A trip kept only if the PPKs it depends on get their goods in time for it."""
+
+    route: Route
+    waits_on: frozenset[str]
+
+
+def need_by(held: Sequence[Held], expect: Expectations) -> dict[str, int]:
+    """Per PPK with held trips: the minute its first held trip starts (its goods must be unloaded by then)."""
+    due: dict[str, int] = {}
+    for h in held:
+        if h.route.base in h.waits_on:
+            start = expect.minute(h.route.stops[0].arrival)
+            due[h.route.base] = min(due.get(h.route.base, start), start)
+    return due
+
+
+def late_ppks(
+    due: Mapping[str, int], routes: Sequence[Route], unserved: Iterable[str], expect: Expectations
+) -> set[str]:
+    """The PPKs of `due` whose goods, on `routes` (the kept trips and those planned again, held ones left
+    out), are not all unloaded by the minute due, or not at all (`unserved` node ids)."""
+    arrival: dict[str, int] = {}
+    for route in routes:
+        for stop in _drops(route):
+            if stop.node_id in due:
+                arrival[stop.node_id] = max(arrival.get(stop.node_id, 0), expect.minute(stop.departure))
+    missing = set(unserved)
+    return {p for p, minute in due.items() if p in missing or arrival.get(p, math.inf) > minute}
 
 
 # ---------------------------------------------------------------- trips under way
@@ -225,7 +286,8 @@ def continue_trip(
     skipped = []
     for stop in remaining:
         hours_to = matrix.hours_between(node, stop.node_id)
-        deadline = _deadline(stop.node_id, expect)
+        due = expect.deadline_of(stop.node_id)
+        deadline = expect.minute(due) if due is not None else None
         arrival = (
             add_working_minutes(when, math.ceil(hours_to * 60), hours, day) if np.isfinite(hours_to) else None
         )
@@ -258,19 +320,7 @@ def continue_trip(
     return Continuation(new, returned, tuple(skipped))
 
 
-def _deadline(node_id: str, expect: Expectations) -> int | None:
-    if is_pps(node_id):
-        return expect.minute(expect.pps_deadline)
-    if is_ppk(node_id):
-        return expect.minute(expect.ppk_deadline)
-    return None
-
-
 # ---------------------------------------------------------------- what is left to move
-
-
-def _minus(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
-    return {i: q - b.get(i, 0) for i, q in sorted(a.items()) if q - b.get(i, 0) > 0}
 
 
 def _drops(route: Route) -> list[Stop]:
@@ -289,11 +339,142 @@ class _Onward:
         for (tier, stop, ready), room in zip(self.entries, self.room, strict=True):
             share = {i: min(q, left.get(i, 0)) for i, q in room.items() if min(q, left.get(i, 0)) > 0}
             if share:
-                left = _minus(left, share)
+                left = goods_left(left, share)
                 for i, q in share.items():
                     room[i] -= q
                 out.append((tier, stop, ready, share))
         return out
+
+
+@dataclass
+class _Standing:
+    """Where the goods stand at `at` after the kept trips: per node what it got, per port what was dropped
+    there and what its vessels took on, when vehicles are free again and when bases may load again."""
+
+    delivered: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))
+    kits_done: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    arrived: dict[str, int] = field(default_factory=dict)
+    port_in: dict[tuple, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )  # (port, tier, origin)
+    port_out: dict[tuple, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )  # its vessels' drops
+    vehicle_free: dict[str, int] = field(default_factory=dict)
+    trips_done: dict[str, int] = field(default_factory=dict)
+    base_release: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # on stranded vehicles
+    why_lost: dict[str, str] = field(default_factory=dict)
+    at_hub: dict[str, dict[str, int]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )  # waiting for a vessel
+
+    def still_to_move(self, node: str, goods: Mapping[str, int]) -> dict[str, int]:
+        return goods_left(goods, add_goods(self.delivered[node], self.at_hub[node], self.lost.get(node, {})))
+
+
+PortGroup = Callable[[str, int, str], tuple[str, int, str]]
+
+
+def _port_group(task: KabupatenTask) -> PortGroup:
+    warehouse = task.network.warehouse_of(task.kabupaten_code)
+
+    def group(hub: str, tier: int, destination: str) -> tuple[str, int, str]:
+        """Goods at a port are told apart by tier and origin: whose goods they are decides where they go."""
+        return hub, tier, warehouse if tier == 1 else task.pps_ppk.get(destination, "")
+
+    return group
+
+
+def _standing_after(
+    kept: Sequence[Route], continued: Sequence[Continuation], group: PortGroup, expect: Expectations
+) -> _Standing:
+    minute = expect.minute
+    here = _Standing()
+    for cont in continued:
+        if cont.returned:
+            back = minute(cont.route.stops[-1].departure)  # unloaded
+            here.base_release[cont.route.base] = max(here.base_release.get(cont.route.base, 0), back)
+    for route in kept:
+        here.vehicle_free[route.vehicle_id] = max(
+            here.vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].departure)
+        )
+        here.trips_done[route.vehicle_id] = max(here.trips_done.get(route.vehicle_id, 0), route.trip)
+        for stop in _drops(route):
+            here.arrived[stop.node_id] = max(here.arrived.get(stop.node_id, 0), minute(stop.departure))
+            if is_hub(stop.node_id):
+                key = (stop.node_id, route.tier, route.base)
+                here.port_in[key] = add_goods(here.port_in[key], stop.deliver)
+            else:
+                here.delivered[stop.node_id] = add_goods(here.delivered[stop.node_id], stop.deliver)
+                here.kits_done[stop.node_id].update(stop.tps_kits)
+            if is_hub(route.base):
+                key = group(route.base, route.tier, stop.node_id)
+                here.port_out[key] = add_goods(here.port_out[key], stop.deliver)
+    return here
+
+
+def _onward_of(
+    continued: Sequence[Continuation], dropped: Sequence[Route], group: PortGroup, here: _Standing, at: int
+) -> dict[tuple, _Onward]:
+    """Where the goods at (or bound for) a port were going: skipped stops of its vessels, then dropped trips."""
+    entries: dict[tuple, list[tuple[int, Stop, int]]] = defaultdict(list)
+    for cont in continued:
+        if is_hub(cont.route.base) and not cont.stranded:
+            for stop in cont.skipped:
+                key = group(cont.route.base, cont.route.tier, stop.node_id)
+                entries[key].append((cont.route.tier, stop, here.base_release.get(cont.route.base, at)))
+    for route in sorted(dropped, key=lambda r: (r.stops[0].arrival, r.vehicle_id)):
+        if is_hub(route.base):
+            for stop in _drops(route):
+                key = group(route.base, route.tier, stop.node_id)
+                entries[key].append((route.tier, stop, here.arrived.get(route.base, at)))
+    return {key: _Onward(rows) for key, rows in entries.items()}
+
+
+def _count_lost(
+    continued: Sequence[Continuation], onward: Mapping[tuple, _Onward], group: PortGroup, here: _Standing
+) -> None:
+    """Goods on a stranded vehicle are lost to this plan (and not at the port it was to deliver them to)."""
+    for cont in continued:
+        if not cont.stranded:
+            continue
+        where = f"on {cont.route.vehicle_id}, stuck at {cont.route.stranded_at} (no open leg leads back)"
+        for stop in cont.skipped:
+            key = (stop.node_id, cont.route.tier, cont.route.base)
+            if is_hub(stop.node_id) and key in onward:
+                for _, final, _, share in onward[key].take(stop.deliver):
+                    here.lost[final.node_id] = add_goods(here.lost[final.node_id], share)
+                    here.why_lost[final.node_id] = f"its goods are {where}"
+            else:
+                here.lost[stop.node_id] = add_goods(here.lost[stop.node_id], stop.deliver)
+                here.why_lost[stop.node_id] = f"its goods are {where}"
+            if is_hub(cont.route.base):  # delivered nothing there: not in port_out either
+                key = group(cont.route.base, cont.route.tier, stop.node_id)
+                here.port_in[key] = goods_left(here.port_in[key], stop.deliver)
+
+
+def _hub_stock(
+    task: KabupatenTask, onward: Mapping[tuple, _Onward], here: _Standing, at: int
+) -> list[HubStock]:
+    """The goods waiting at each port for a vessel, by destination (`here.at_hub` is filled on the way)."""
+    stock: list[HubStock] = []
+    for key in sorted(here.port_in):
+        hub, tier, origin = key
+        left = goods_left(here.port_in[key], here.port_out[key])
+        for tier, final, ready, share in onward[key].take(left) if key in onward else []:
+            left = goods_left(left, share)
+            here.at_hub[final.node_id] = add_goods(here.at_hub[final.node_id], share)
+            stock.append(HubStock(tier, hub, final.node_id, share, ready))
+        # what is still there was left behind for destinations the old plan could not serve from this port
+        goods_of = task.ppk_goods if tier == 1 else task.pps_goods
+        for node in sorted(n for n in goods_of if tier == 1 or task.pps_ppk[n] == origin):
+            need = here.still_to_move(node, goods_of[node])
+            if need and all(q <= left.get(i, 0) for i, q in need.items()):
+                left = goods_left(left, need)
+                here.at_hub[node] = add_goods(here.at_hub[node], need)
+                stock.append(HubStock(tier, hub, node, need, here.arrived.get(hub, at)))
+    return stock
 
 
 def dispatch_state(
@@ -303,126 +484,44 @@ def dispatch_state(
     continued: Sequence[Continuation],
     expect: Expectations,
     at: int,
+    ppk_due: Mapping[str, int] | None = None,
 ) -> tuple[KabupatenTask, DispatchState, list[Missed]]:
     """The task reduced to the goods still to move, where vehicles, PPKs and ports stand at `at`, and the
-    destinations whose goods are stuck on a stranded vehicle (unserved)."""
-    minute = expect.minute
-    warehouse = task.network.warehouse_of(task.kabupaten_code)
-
-    def group(hub: str, tier: int, destination: str) -> tuple[str, int, str]:
-        """Goods at a port are told apart by tier and origin: whose goods they are decides where they go."""
-        return hub, tier, warehouse if tier == 1 else task.pps_ppk.get(destination, "")
-
-    delivered: dict[str, dict[str, int]] = defaultdict(dict)
-    kits_done: dict[str, set[int]] = defaultdict(set)
-    arrived: dict[str, int] = {}
-    port_in: dict[tuple, dict[str, int]] = defaultdict(dict)  # (port, tier, origin) -> goods dropped there
-    port_out: dict[tuple, dict[str, int]] = defaultdict(dict)  # ... -> goods its vessels delivered onward
-    vehicle_free: dict[str, int] = {}
-    trips_done: dict[str, int] = {}
-    base_release: dict[str, int] = {}
-    for cont in continued:
-        if cont.returned:
-            back = minute(cont.route.stops[-1].departure)  # unloaded
-            base_release[cont.route.base] = max(base_release.get(cont.route.base, 0), back)
-    for route in kept:
-        vehicle_free[route.vehicle_id] = max(
-            vehicle_free.get(route.vehicle_id, 0), minute(route.stops[-1].departure)
-        )
-        trips_done[route.vehicle_id] = max(trips_done.get(route.vehicle_id, 0), route.trip)
-        for stop in _drops(route):
-            arrived[stop.node_id] = max(arrived.get(stop.node_id, 0), minute(stop.departure))
-            if is_hub(stop.node_id):
-                key = (stop.node_id, route.tier, route.base)
-                port_in[key] = add_goods(port_in[key], stop.deliver)
-            else:
-                delivered[stop.node_id] = add_goods(delivered[stop.node_id], stop.deliver)
-                kits_done[stop.node_id].update(stop.tps_kits)
-            if is_hub(route.base):
-                key = group(route.base, route.tier, stop.node_id)
-                port_out[key] = add_goods(port_out[key], stop.deliver)
-
-    # where the goods at (or bound for) a port were going: skipped stops of its vessels, then dropped trips
-    entries: dict[tuple, list[tuple[int, Stop, int]]] = defaultdict(list)
-    for cont in continued:
-        if is_hub(cont.route.base) and not cont.stranded:
-            for stop in cont.skipped:
-                key = group(cont.route.base, cont.route.tier, stop.node_id)
-                entries[key].append((cont.route.tier, stop, base_release.get(cont.route.base, at)))
-    for route in sorted(dropped, key=lambda r: (r.stops[0].arrival, r.vehicle_id)):
-        if is_hub(route.base):
-            for stop in _drops(route):
-                key = group(route.base, route.tier, stop.node_id)
-                entries[key].append((route.tier, stop, arrived.get(route.base, at)))
-    onward = {key: _Onward(rows) for key, rows in entries.items()}
-
-    # goods on a stranded vehicle are lost to this plan
-    lost: dict[str, dict[str, int]] = defaultdict(dict)
-    why_lost: dict[str, str] = {}
-    for cont in continued:
-        if not cont.stranded:
-            continue
-        where = f"on {cont.route.vehicle_id}, stuck at {cont.route.stranded_at} (no open leg leads back)"
-        for stop in cont.skipped:
-            key = (stop.node_id, cont.route.tier, cont.route.base)
-            if is_hub(stop.node_id) and key in onward:
-                for _, final, _, share in onward[key].take(stop.deliver):
-                    lost[final.node_id] = add_goods(lost[final.node_id], share)
-                    why_lost[final.node_id] = f"its goods are {where}"
-            else:
-                lost[stop.node_id] = add_goods(lost[stop.node_id], stop.deliver)
-                why_lost[stop.node_id] = f"its goods are {where}"
-            if is_hub(cont.route.base):  # delivered nothing there: not in port_out either
-                key = group(cont.route.base, cont.route.tier, stop.node_id)
-                port_in[key] = _minus(port_in[key], stop.deliver)
-
-    def still_to_move(node: str, goods: Mapping[str, int]) -> dict[str, int]:
-        return _minus(goods, add_goods(delivered[node], at_hub[node], lost.get(node, {})))
-
-    stock: list[HubStock] = []
-    at_hub: dict[str, dict[str, int]] = defaultdict(dict)
-    for key in sorted(port_in):
-        hub, tier, origin = key
-        left = _minus(port_in[key], port_out[key])
-        for tier, final, ready, share in onward[key].take(left) if key in onward else []:
-            left = _minus(left, share)
-            at_hub[final.node_id] = add_goods(at_hub[final.node_id], share)
-            stock.append(HubStock(tier, hub, final.node_id, share, ready))
-        # what is still there was left behind for destinations the old plan could not serve from this port
-        goods_of = task.ppk_goods if tier == 1 else task.pps_goods
-        for node in sorted(n for n in goods_of if tier == 1 or task.pps_ppk[n] == origin):
-            need = still_to_move(node, goods_of[node])
-            if need and all(q <= left.get(i, 0) for i, q in need.items()):
-                left = _minus(left, need)
-                at_hub[node] = add_goods(at_hub[node], need)
-                stock.append(HubStock(tier, hub, node, need, arrived.get(hub, at)))
+    destinations whose goods are stuck on a stranded vehicle (unserved). `ppk_due`: PPKs whose held trips
+    start at that minute (`need_by`)."""
+    group = _port_group(task)
+    here = _standing_after(kept, continued, group, expect)
+    onward = _onward_of(continued, dropped, group, here, at)
+    _count_lost(continued, onward, group, here)
+    stock = _hub_stock(task, onward, here, at)
     for pps, ppk in sorted(task.pps_ppk.items()):
-        if lost.get(ppk) and (left := still_to_move(pps, task.pps_goods[pps])):
-            lost[pps] = add_goods(lost[pps], left)
-            why_lost[pps] = f"the goods of its PPK {ppk} are stuck: {why_lost[ppk]}"
-    ppk_goods = {p: left for p, goods in task.ppk_goods.items() if (left := still_to_move(p, goods))}
-    pps_goods = {p: left for p, goods in task.pps_goods.items() if (left := still_to_move(p, goods))}
+        if here.lost.get(ppk) and (left := here.still_to_move(pps, task.pps_goods[pps])):
+            here.lost[pps] = add_goods(here.lost[pps], left)
+            here.why_lost[pps] = f"the goods of its PPK {ppk} are stuck: {here.why_lost[ppk]}"
+    ppk_goods = {p: left for p, goods in task.ppk_goods.items() if (left := here.still_to_move(p, goods))}
+    pps_goods = {p: left for p, goods in task.pps_goods.items() if (left := here.still_to_move(p, goods))}
     ppk_ready = {
-        p: arrived.get(p, 0)
+        p: here.arrived.get(p, 0)
         for p in task.ppk_goods
-        if p not in ppk_goods and not at_hub[p] and not lost.get(p)
+        if p not in ppk_goods and not here.at_hub[p] and not here.lost.get(p)
     }
     for ppk in task.ppk_goods:
         # a PPK that still waits for some goods has the rest from kept trips: its vehicles leave after both
-        if ppk not in ppk_ready and ppk in arrived:
-            base_release[ppk] = max(base_release.get(ppk, 0), arrived[ppk])
+        if ppk not in ppk_ready and ppk in here.arrived:
+            here.base_release[ppk] = max(here.base_release.get(ppk, 0), here.arrived[ppk])
     warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
     for route in sorted(dropped, key=lambda r: (r.vehicle_id, r.trip)):
         warm[(route.vehicle_id, route.tier)].append(tuple(s.node_id for s in _drops(route)))
     state = DispatchState(
         not_before=at,
-        vehicle_free=vehicle_free,
-        trips_done=trips_done,
+        vehicle_free=here.vehicle_free,
+        trips_done=here.trips_done,
         ppk_ready=ppk_ready,
-        base_release=base_release,
+        base_release=here.base_release,
         hub_stock=tuple(stock),
         warm_routes={k: tuple(v) for k, v in warm.items()},
-        kits_done={node: frozenset(kits) for node, kits in kits_done.items() if kits},
+        kits_done={node: frozenset(kits) for node, kits in here.kits_done.items() if kits},
+        ppk_due=dict(ppk_due or {}),
     )
     stranded = {c.route.vehicle_id for c in continued if c.stranded}
     reduced = replace(
@@ -430,10 +529,123 @@ def dispatch_state(
         vehicles=tuple(v for v in task.vehicles if v.vehicle_id not in stranded),
         ppk_goods=ppk_goods,
         pps_goods=pps_goods,
-        pps_ppk={p: task.pps_ppk[p] for p in pps_goods},
+        pps_ppk=dict(task.pps_ppk),  # all: a PPK's kits are those of all its desa (held trips too)
     )
-    missed = [Missed(node, "unreachable", why_lost[node]) for node in sorted(lost) if lost[node]]
+    missed = [
+        Missed(node, "unreachable", here.why_lost[node]) for node in sorted(here.lost) if here.lost[node]
+    ]
     return reduced, state, missed
+
+
+# ---------------------------------------------------------------- the two stages of a kabupaten
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One kabupaten's re-plan at one stage: the trips kept (and held), those dropped, and the reduced task that
+    plans the goods of the dropped trips (`task`, with its state and a share of the search time)."""
+
+    kept: list[Route]
+    dropped: list[Route]
+    continued: list[Continuation]
+    held: list[Held]
+    due: dict[str, int]
+    task: KabupatenTask
+    lost: list[Missed]
+
+    @property
+    def left(self) -> int:
+        return len(self.task.ppk_goods) + len(self.task.pps_goods) + len(self.task.state.hub_stock)
+
+    @property
+    def all_kept(self) -> list[Route]:
+        return [*self.kept, *(h.route for h in self.held)]
+
+    def planned_nodes(self) -> set[str]:
+        """The nodes whose goods this stage plans."""
+        task = self.task
+        return {*task.ppk_goods, *task.pps_goods, *(s.destination for s in task.state.hub_stock)}
+
+
+def _sized(task: KabupatenTask, reduced: KabupatenTask, state: DispatchState) -> KabupatenTask:
+    """The reduced task with its state and a share of the search time as large as the share of stops left."""
+    left = len(reduced.ppk_goods) + len(reduced.pps_goods) + len(state.hub_stock)
+    share = left / max(len(task.ppk_goods) + len(task.pps_goods), 1)
+    limit = max(1.0, task.settings.time_limit_s * share)
+    return replace(reduced, state=state, settings=replace(task.settings, time_limit_s=limit))
+
+
+def first_stage(task: KabupatenTask, routes: Sequence[Route], expect: Expectations, at: int) -> Stage:
+    """Stage 1: plan the goods of the dropped trips, the held trips kept, each PPK they wait on due when its
+    first held trip starts (the dispatcher falls back to the calendar's deadline where it cannot). A PPK whose
+    goods cannot be there by then in any case (`unmet_dues`) is not held: its trips are planned again at once,
+    with the rest, so that the dispatcher couples its tiers as in a plan from scratch."""
+    kept, dropped, continued, held = split_routes(routes, expect, at)
+
+    def stage(dropped: list[Route], held: list[Held]) -> Stage:
+        due = need_by(held, expect)
+        kept_all = [*kept, *(h.route for h in held)]
+        reduced, state, lost = dispatch_state(task, kept_all, dropped, continued, expect, at, due)
+        return Stage(kept, dropped, continued, held, due, _sized(task, reduced, state), lost)
+
+    first = stage(dropped, held)
+    unmet = unmet_dues(first.task) if first.due else set()
+    if not unmet:
+        return first
+    # a held trip from a port waits on the PPKs whose held trips feed it: it goes with them
+    return stage(
+        [*dropped, *(h.route for h in held if h.waits_on & unmet)],
+        [h for h in held if not h.waits_on & unmet],
+    )
+
+
+def second_stage(
+    task: KabupatenTask,
+    first: Stage,
+    planned: Sequence[Route],
+    unserved: Sequence[Missed],
+    expect: Expectations,
+    at: int,
+) -> Stage | None:
+    """Stage 2, for the PPKs whose goods now arrive after their held trips start (or not at all), or some of
+    whose desa stage 1 left over for capacity or time (their vehicles were busy with the held trips): those
+    held trips, the tier-2 trips stage 1 planned from those PPKs, and the tier-2 trips from ports that these
+    deliver to are dropped, and their goods planned again together from the PPK's new arrival (the other trips
+    of stage 1, `planned`, are kept now). None when no PPK is late."""
+    nodes = [m.node_id for m in unserved]
+    late = late_ppks(first.due, [*first.kept, *planned], nodes, expect)
+    late |= {
+        task.pps_ppk[m.node_id]
+        for m in unserved
+        if m.reason in ("capacity", "too_late") and task.pps_ppk.get(m.node_id) in first.due
+    }
+    if not late:
+        return None
+    others = [h.route for h in first.held if not h.waits_on & late] + list(planned)
+    dropped = [h.route for h in first.held if h.waits_on & late]
+    moved = set(late)
+    while True:  # from the late PPKs on, and from the ports their trips deliver to
+        gone = {id(r) for r in dropped}
+        more = [r for r in others if id(r) not in gone and r.tier == 2 and r.base in moved]
+        if not more:
+            break
+        dropped += more
+        for route in more:
+            moved |= _destinations(route)
+    gone = {id(r) for r in dropped}
+    kept = [*first.kept, *(r for r in others if id(r) not in gone)]
+    reduced, state, lost = dispatch_state(task, kept, dropped, first.continued, expect, at)
+    return Stage(kept, dropped, first.continued, [], {}, _sized(task, reduced, state), lost)
+
+
+def merge_unserved(earlier: Sequence[Missed], stage: Stage, missed: Sequence[Missed]) -> list[Missed]:
+    """The unserved stops after `stage` (`missed`: its dispatcher's): its word on the nodes it planned again
+    replaces the `earlier` stage's."""
+    again = stage.planned_nodes()
+    out = {m.node_id: m for m in earlier if m.node_id not in again}
+    for m in [*stage.lost, *missed]:
+        out.setdefault(m.node_id, m)
+    return [out[n] for n in sorted(out)]
 
 
 # ---------------------------------------------------------------- the re-plan
@@ -444,6 +656,72 @@ class ReplanResult:
     plan: Plan
     replanned: tuple[str, ...]  # kabupaten planned again
     continued: tuple[Continuation, ...]
+
+
+@dataclass
+class _StagedReplan:
+    """The re-plan of every kabupaten in two stages (first_stage, second_stage), on a backend."""
+
+    plan: Plan
+    tasks: Mapping[str, KabupatenTask]
+    firsts: Mapping[str, Stage]
+    expect: Expectations
+    at: int
+    kept_routes: list[Route] = field(default_factory=list)
+    planned: dict[str, list[Route]] = field(default_factory=lambda: defaultdict(list))
+    missed_of: dict[str, list[Missed]] = field(default_factory=dict)
+    kept_unserved: dict[str, Unserved] = field(default_factory=dict)  # of kabupaten not planned again
+    seconds: dict[str, Stage] = field(default_factory=dict)
+    replanned: set[str] = field(default_factory=set)
+
+    def plan_first(self, change: Change, backend: Backend, progress: Progress | None) -> None:
+        """Plan the dropped trips of every kabupaten whose goods moved (or that an opened leg may help)."""
+        to_plan = []
+        for code, first in sorted(self.firsts.items()):
+            retry = bool(change.unblock) and any(u.kabupaten_code == code for u in self.plan.unserved)
+            goods_moved = first.dropped or any(c.returned or c.stranded for c in first.continued)
+            if (goods_moved or retry) and first.left:
+                to_plan.append(code)
+                continue
+            for u in self.plan.unserved:
+                if u.kabupaten_code == code:
+                    self.kept_unserved.setdefault(u.node_id, u)
+            self.missed_of[code] = list(first.lost)
+        results = run_tasks([self.firsts[c].task for c in to_plan], backend, progress)
+        by_code = {r.kabupaten_code: r for r in results}
+        self.replanned |= set(by_code)
+        for code, first in sorted(self.firsts.items()):
+            res = by_code.get(code)
+            self.planned[code] = [trip_route(t, code, self.expect.start) for t in res.trips] if res else []
+            if res:
+                self.missed_of[code] = merge_unserved([], first, res.unserved)
+            second = first.held and second_stage(
+                self.tasks[code], first, self.planned[code], self.missed_of[code], self.expect, self.at
+            )
+            if not second:
+                self.kept_routes += first.all_kept
+            else:
+                self.seconds[code] = second
+
+    def plan_second(self, backend: Backend, progress: Progress | None) -> None:
+        """Plan again the PPKs whose goods the first stage brings later than their held trips start."""
+        results = run_tasks([s.task for s in self.seconds.values()], backend, progress)
+        by_code = {r.kabupaten_code: r for r in results}
+        self.replanned |= set(by_code)
+        for code, second in self.seconds.items():
+            res = by_code[code]
+            self.kept_routes += second.kept
+            self.planned[code] = [trip_route(t, code, self.expect.start) for t in res.trips]
+            self.missed_of[code] = merge_unserved(self.missed_of[code], second, res.unserved)
+
+    def unserved(self) -> list[Unserved]:
+        out = dict(self.kept_unserved)
+        for code, missed in sorted(self.missed_of.items()):
+            for m in missed:
+                out[m.node_id] = Unserved(
+                    node_id=m.node_id, kabupaten_code=code, reason=m.reason, detail=m.detail
+                )
+        return [out[n] for n in sorted(out)]
 
 
 def replan(
@@ -468,39 +746,20 @@ def replan(
     inputs, expect = problem.inputs, problem.expect
     at = expect.minute(change.at)
     tasks = {t.kabupaten_code: t for t in kabupaten_tasks(problem, settings)}
-    kept_routes: list[Route] = []
-    continued: list[Continuation] = []
-    reduced_tasks: list[KabupatenTask] = []
-    unserved: dict[str, Unserved] = {}
-    for code in sorted(tasks):
-        kept, dropped, here = split_routes([r for r in plan.routes if r.kabupaten_code == code], expect, at)
-        continued += here
-        kept_routes += kept
-        task, state, lost = dispatch_state(tasks[code], kept, dropped, here, expect, at)
-        for m in lost:
-            unserved[m.node_id] = Unserved(
-                node_id=m.node_id, kabupaten_code=code, reason=m.reason, detail=m.detail
-            )
-        retry = bool(change.unblock) and any(u.kabupaten_code == code for u in plan.unserved)
-        goods_moved = dropped or any(c.returned or c.stranded for c in here)
-        left = len(task.ppk_goods) + len(task.pps_goods) + len(state.hub_stock)
-        if not (goods_moved or retry) or not left:
-            for u in plan.unserved:
-                if u.kabupaten_code == code:
-                    unserved.setdefault(u.node_id, u)
-            continue
-        share = left / max(len(tasks[code].ppk_goods) + len(tasks[code].pps_goods), 1)
-        limit = max(1.0, task.settings.time_limit_s * share)
-        reduced_tasks.append(replace(task, state=state, settings=replace(task.settings, time_limit_s=limit)))
-    results: list[KabupatenResult] = run_tasks(reduced_tasks, backend, progress)
-    replanned = {res.kabupaten_code for res in results}
-    new_routes = [trip_route(t, res.kabupaten_code, expect.start) for res in results for t in res.trips]
+    firsts = {
+        code: first_stage(tasks[code], [r for r in plan.routes if r.kabupaten_code == code], expect, at)
+        for code in sorted(tasks)
+    }
+    continued = [c for code in sorted(firsts) for c in firsts[code].continued]
+    staged = _StagedReplan(plan, tasks, firsts, expect, at)
+    staged.plan_first(change, backend, progress)
+    staged.plan_second(backend, progress)
     routes = sorted(
-        [*kept_routes, *new_routes], key=lambda r: (r.kabupaten_code, r.tier, r.vehicle_id, r.trip)
+        [*staged.kept_routes, *(r for code in sorted(staged.planned) for r in staged.planned[code])],
+        key=lambda r: (r.kabupaten_code, r.tier, r.vehicle_id, r.trip),
     )
-    for res in results:
-        for u in unserved_of(res):
-            unserved.setdefault(u.node_id, u)
+    unserved = staged.unserved()
+    replanned = staged.replanned
     scenario_changed = scenario is not None and scenario.hash != plan.scenario.hash
     new = plan.model_copy(
         update={
@@ -510,7 +769,7 @@ def replan(
                 | (set(inputs.scenario.blocked_legs) if scenario_changed else set())
             ),
             "routes": routes,
-            "unserved": [unserved[n] for n in sorted(unserved)],
+            "unserved": unserved,
             "replan": Replan(
                 based_on=based_on,
                 based_on_hash=based_on_hash or content_hash(to_json(plan)),

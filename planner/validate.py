@@ -82,6 +82,14 @@ class Expectations:
     def at(self, minute: int) -> datetime:
         return self.start + timedelta(minutes=int(minute))
 
+    def deadline_of(self, node_id: str) -> datetime | None:
+        """The calendar deadline of a PPS or PPK node; None for a warehouse or port."""
+        if is_pps(node_id):
+            return self.pps_deadline
+        if is_ppk(node_id):
+            return self.ppk_deadline
+        return None
+
     def kabupaten_codes(self) -> tuple[str, ...]:
         """The scenario's kabupaten, or those of its PPK and PPS when not given."""
         if self.kabupaten:
@@ -457,20 +465,12 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
                     f"{label}: reaches {stop.node_id} at {stop.arrival:%d %b %H:%M}, but the travel takes "
                     f"{travel[i]:.0f} min of operating time from the previous stop"
                 )
-        deadline = _deadline(stop.node_id, expect)
+        deadline = expect.deadline_of(stop.node_id)
         if stop.deliver and deadline is not None and arrival > expect.minute(deadline):
             out.append(
                 f"{label}: delivers at {stop.node_id} at {stop.arrival:%d %b %H:%M}, after the deadline"
             )
     return out
-
-
-def _deadline(node_id: str, expect: Expectations) -> datetime | None:
-    if is_pps(node_id):
-        return expect.pps_deadline
-    if is_ppk(node_id):
-        return expect.ppk_deadline
-    return None
 
 
 def _check_loads(route: Route, spec: VehicleSpec, expect: Expectations) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -395,3 +395,90 @@ def test_validate_finds_the_previous_plan_by_its_hash_and_checks_the_replan(tmp_
         main(["validate", str(out / "plan.json"), str(MAHULU), "--allow-unserved"])
     assert exit_info.value.code == 1
     assert "is not the hash of the previous plan given" in " ".join(capsys.readouterr().out.split())
+
+
+# ---------------------------------------------------------------- issue 17: a PPK's trips wait for its goods
+
+
+def _tier1_block(plan):
+    """A tier-1 trip from the warehouse to a PPK with tier-2 trips, and a leg of it none of those trips uses."""
+    for r1 in sorted(
+        (r for r in plan.routes if r.tier == 1 and r.base.startswith("wh:")), key=lambda r: r.trip
+    ):
+        for stop in r1.stops:
+            ppk = stop.node_id
+            own = [r for r in plan.routes if r.base == ppk]
+            if not stop.deliver or not ppk.startswith("ppk:") or not own:
+                continue
+            used = {leg for r in own for leg in r.legs}
+            leg = next((x for x in r1.legs if not x.startswith("access:") and x not in used), None)
+            if leg is not None:
+                return r1, ppk, own, leg
+    raise AssertionError("no warehouse trip to a PPK uses a leg its PPK's trips do not")
+
+
+def _shifted(route, minutes):
+    delta = timedelta(minutes=minutes)
+    stops = [
+        s.model_copy(update={"arrival": s.arrival + delta, "departure": s.departure + delta})
+        for s in route.stops
+    ]
+    return route.model_copy(update={"stops": stops})
+
+
+def test_a_ppk_whose_goods_still_come_in_time_keeps_its_trips_and_a_late_one_has_them_planned_again(
+    solve_mahulu, mahulu_inputs
+):
+    from planner.pipeline import kabupaten_tasks
+    from planner.replan import first_stage, second_stage
+
+    plan, _ = solve_mahulu
+    r1, ppk, own, leg = _tier1_block(plan)
+    change = Change((leg,), (), plan.calendar.start)
+    changed = problem_of(apply_change(mahulu_inputs, plan, change))
+    expect = changed.expect
+    task = kabupaten_tasks(changed, search_settings(changed, 4.0, deterministic=True))[0]
+    first = first_stage(task, plan.routes, expect, 0)
+    assert r1 in first.dropped
+    held = [h.route for h in first.held if ppk in h.waits_on]
+    assert sorted(held, key=lambda r: (r.vehicle_id, r.trip)) == sorted(
+        own, key=lambda r: (r.vehicle_id, r.trip)
+    )
+    assert all(r not in first.dropped for r in own), "the old rule dropped every trip of the PPK"
+    due = min(expect.minute(r.stops[0].arrival) for r in own)
+    assert first.due[ppk] == due
+    assert first.task.state.ppk_due[ppk] == due
+    # the goods come as they did: the PPK's trips stand
+    assert second_stage(task, first, [r1], [], expect, 0) is None
+    # the goods come an hour after its first trip was to leave: its trips are planned again
+    arrived = max(expect.minute(s.departure) for s in r1.stops if s.node_id == ppk)
+    late = _shifted(r1, due - arrived + 60)
+    second = second_stage(task, first, [late], [], expect, 0)
+    assert second is not None
+    assert all(r in second.dropped for r in own) and all(r not in second.kept for r in own)
+    assert late in second.kept
+    assert ppk in second.task.state.ppk_ready or second.task.state.base_release.get(ppk, 0) >= arrived + 60
+
+
+def test_a_replan_keeps_the_trips_of_ppks_whose_goods_come_in_time_and_validates(solve_mahulu, mahulu_inputs):
+    plan, _ = solve_mahulu
+    r1, ppk, own, leg = _tier1_block(plan)
+    result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=plan.calendar.start)
+    new = result.plan
+    assert validate_plan(new, expect, previous=plan, allow_unserved=True) == []
+    assert r1 not in new.routes, "the trip on the blocked leg is planned again"
+    arrival: dict[str, datetime] = {}
+    for r in new.routes:
+        for s in r.stops:
+            if s.deliver and s.node_id.startswith("ppk:"):
+                arrival[s.node_id] = max(arrival.get(s.node_id, s.departure), s.departure)
+    kept_ppks = 0
+    for node in {s.node_id for s in r1.stops if s.node_id.startswith("ppk:")}:
+        trips = sorted((r for r in plan.routes if r.base == node), key=lambda r: (r.vehicle_id, r.trip))
+        now = sorted((r for r in new.routes if r.base == node), key=lambda r: (r.vehicle_id, r.trip))
+        if trips and arrival[node] <= min(r.stops[0].arrival for r in trips):
+            kept_ppks += 1
+            assert now == trips, f"{node}: its goods come in time, its trips must stand as they were"
+        else:  # planned again from the new arrival: every trip leaves after the goods are there
+            assert all(r.stops[0].arrival >= arrival[node] for r in now if r not in trips)
+    assert kept_ppks >= 1
