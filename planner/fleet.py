@@ -221,9 +221,6 @@ class Fleet:
         counts = Counter(v.type_id for v in self.vehicles)
         return {t: counts.get(t, 0) for t in self.types}
 
-    def vehicle_type(self, vehicle: Vehicle) -> VehicleType:
-        return self.types[vehicle.type_id]
-
 
 def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
     """The planner's vehicle type of a fleet file entry: speeds per mode, clock times as minutes of the day."""
