@@ -120,7 +120,11 @@ def test_rapids_slow_boats_down(fleet, network):
     rapids = network.legs["rapids"].to_numpy() & (network.legs["mode"] == "river").to_numpy()
     hours = leg_hours(network, fleet.types["longboat"].speeds)
     km = network.legs["length_km"].to_numpy()
-    assert np.allclose(hours[rapids], km[rapids] / fleet.types["longboat"].speeds.rapids_kmh)
+    speeds = fleet.types["longboat"].speeds
+    drivable = rapids & (km / speeds.rapids_kmh * 60 <= speeds.longest_leg_min)
+    assert np.allclose(hours[drivable], km[drivable] / speeds.rapids_kmh)
+    # a stretch of riam longer than a boatman may steer without a stop is not a leg a longboat takes
+    assert (rapids & ~drivable).any() and not np.isfinite(hours[rapids & ~drivable]).any()
     assert not np.isfinite(leg_hours(network, fleet.types["truck"].speeds)[rapids]).any()
 
 
