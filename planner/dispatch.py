@@ -33,10 +33,12 @@ from planner.vehicles import (
     VehicleType,
     after_stop,
     handling_minutes,
+    latest_setting_out,
     latest_start,
     nights,
     planning_hours,
     schedule_trip,
+    travel_padding,
 )
 
 MAX_TRIPS = 6
@@ -430,7 +432,8 @@ def _vehicle_classes(
         km = np.array([[matrix.km_between(a, b) for b in locations] for a in locations])
         reachable = np.isfinite(hours)
         loading = np.array([kind.load_min if n in bases else 0 for n in locations])[:, None]
-        duration = np.where(reachable, np.ceil(hours * 60) + loading, UNREACHABLE).astype(np.int64)
+        travel = np.ceil(hours * 60 * travel_padding(kind) - 1e-9)  # the driving limit, see travel_padding
+        duration = np.where(reachable, travel + loading, UNREACHABLE).astype(np.int64)
         distance = np.where(reachable, np.round(km * 1000), UNREACHABLE).astype(np.int64)
         np.fill_diagonal(duration, 0)
         np.fill_diagonal(distance, 0)
@@ -866,13 +869,11 @@ def _latest_drops(
         for v in task.vehicles:
             if v.base != hub or tier not in v.kind.tiers:
                 continue
-            hours = paths[v.type_id].hours_between(hub, dest)
-            if not np.isfinite(hours):
+            if not np.isfinite(paths[v.type_id].hours_between(hub, dest)):
                 continue
-            onward = (
-                v.kind.load_min + math.ceil(hours * 60) + handling_minutes(v.kind, kit_count.get(dest, 0))
-            )
-            start = latest_start(due[dest], onward, v.kind.operating_hours, day)
+            handling = (v.kind.load_min, handling_minutes(v.kind, kit_count.get(dest, 0)))
+            minutes = paths[v.type_id].path_minutes(hub, dest)
+            start = latest_setting_out(v.kind, due[dest], minutes, handling, day)
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
         latest[dest] = min(due[dest], best)
     return latest

@@ -167,11 +167,11 @@ def latest_start(end: int, minutes: int, hours: tuple[int, int] | None, start_mi
 # ---------------------------------------------------------------- the day of a driver: nights at nodes, limits
 
 
-# Assumptions of this planner, not of the fleet file: the engine cannot see a wait at a node, so it plans
-# with a shorter day (`planning_hours`): the day's driving limit, its breaks and up to HANDLING_ALLOWANCE_MIN
-# of handling, less NODE_WAIT_MARGIN_MIN for the leg that does not fit before closing (p90 of a road leg
-# is 53-74 min, bench: legs of the Kaltim network); the read-back of the trips then keeps the rules exactly.
-HANDLING_ALLOWANCE_MIN = 120
+# An assumption of this planner, not of the fleet file: the engine cannot see a wait at a node, so it plans
+# with a day NODE_WAIT_MARGIN_MIN shorter than the operating hours (`planning_hours`), for the leg that does
+# not fit before closing (p90 of a road leg is 53-74 min on the Kaltim network), and with travel stretched by
+# `travel_padding` where the day's driving limit binds before closing; the read-back of the trips
+# (`schedule_trip`) then keeps the rules exactly.
 NODE_WAIT_MARGIN_MIN = 60
 
 
@@ -189,18 +189,24 @@ def stretch_limit(
 
 
 def planning_hours(kind: VehicleType) -> tuple[int, int] | None:
-    """The operating hours the engine plans this type with (its nights are the engine's breaks): the lesser
-    of the operating hours and the day's driving limit with its breaks and HANDLING_ALLOWANCE_MIN, less
-    NODE_WAIT_MARGIN_MIN. None when the type travels day and night."""
+    """The operating hours the engine plans this type with (its nights are the engine's breaks): closing
+    NODE_WAIT_MARGIN_MIN early. None when the type travels day and night."""
     hours = kind.operating_hours
     if hours is None:
         return None
-    day = hours[1] - hours[0]
-    if kind.max_driving_min_per_day is not None:
-        after = kind.break_after_driving_min
-        breaks = (kind.max_driving_min_per_day - 1) // after if after else 0
-        day = min(day, kind.max_driving_min_per_day + breaks * kind.break_min + HANDLING_ALLOWANCE_MIN)
-    return hours[0], hours[0] + max(day - NODE_WAIT_MARGIN_MIN, (hours[1] - hours[0]) // 2)
+    return hours[0], max(hours[1] - NODE_WAIT_MARGIN_MIN, (hours[0] + hours[1]) // 2)
+
+
+def travel_padding(kind: VehicleType) -> float:
+    """The factor on travel minutes the engine plans this type with: a planning day (`planning_hours`) holds no
+    more travel than the day's driving limit and its breaks allow (1 without a limit, or when it does not bind)."""
+    hours = planning_hours(kind)
+    limit = kind.max_driving_min_per_day
+    if hours is None or limit is None:
+        return 1.0
+    after = kind.break_after_driving_min
+    breaks = (limit - 1) // after if after else 0
+    return max(1.0, (hours[1] - hours[0]) / (limit + breaks * kind.break_min))
 
 
 @dataclass(frozen=True)
@@ -324,3 +330,22 @@ def schedule_trip(
         arrival = arrival_minute(times[-1][1], legs)
         times.append((arrival, add_working_minutes(arrival, work, hours, start_minute_of_day)))
     return times, driving or Driving()
+
+
+def latest_setting_out(
+    kind: VehicleType, end: int, minutes: Sequence[float], handling: tuple[int, int], start_minute_of_day: int
+) -> int:
+    """The latest minute a vehicle may begin a trip of one leg path (`handling`: the loading before it and the
+    unloading after) and be done by `end`, laid out by `schedule_trip` (bisected: a later start never ends
+    earlier). A week before `end` at the earliest."""
+
+    def done(start: int) -> int:
+        return schedule_trip(kind, start, [minutes], list(handling), start_minute_of_day)[0][1][1]
+
+    low, high = end - 7 * 1440, end
+    if done(low) > end:
+        return low
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if done(middle) <= end else (low, middle - 1)
+    return low
