@@ -525,26 +525,28 @@ def _check_segment(
     if arrival + TOLERANCE_MIN < earliest:
         where = f"{label}: reaches {route.stops[i].node_id} at {route.stops[i].arrival:%d %b %H:%M}, but"
         total = sum(m for _, m in travel)
-        waits = [(leg, t) for (leg, _), t in zip(travel, laid, strict=True) if t.rest]
+        waits = [(j, leg, t) for j, ((leg, _), t) in enumerate(zip(travel, laid, strict=True)) if t.rest]
         if not waits:
             out.append(f"{where} the travel takes {total:.0f} min of operating time from the previous stop")
         else:
-            leg, t = waits[0]
+            j, leg, t = waits[0]
+            before = laid[j - 1].end if j else previous  # the day that could not take the leg
             why = _REST_REASON[t.rest].format(
                 limit=kind.max_driving_min_per_day, after=kind.break_after_driving_min, pause=kind.break_min
             )
             out.append(
                 f"{where} by the driving rules its {total:.0f} min of travel end at "
-                f"{expect.at(earliest):%d %b %H:%M}: leg {leg} on {_day_text(expect, t, previous)} waits at its "
+                f"{expect.at(earliest):%d %b %H:%M}: leg {leg} on {_day_text(expect, t, before)} waits at its "
                 f"node, as {why}"
             )
     out += _overrun(route, kind, expect, travel, laid)
     return out, earliest, after
 
 
-def _day_text(expect: Expectations, t: LegTime, previous: int) -> str:
-    """The local day a leg would have been driven on (the day of the departure before it)."""
-    return f"{expect.at(previous):%d %b}" if t.rest == "night" else f"{expect.at(int(t.start)):%d %b}"
+def _day_text(expect: Expectations, t: LegTime, before: float) -> str:
+    """The local day a leg waits on: for the night or the day's limit, the day driven up to it (`before`: the
+    minute the vehicle reached its node); for a break, the day of the leg."""
+    return f"{expect.at(int(before if t.rest in ('night', 'limit') else t.start)):%d %b}"
 
 
 def _overrun(route: Route, kind, expect: Expectations, travel: list[tuple[str, float]], laid) -> list[str]:
