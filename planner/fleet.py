@@ -256,7 +256,7 @@ def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
             dict(spec.speed_kmh),
             spec.rapids_speed_kmh,
             dict(spec.road_class_speed_kmh),
-            stretch_limit(operating, spec.max_driving_min_per_day, spec.break_after_driving_min),
+            stretch_limit(operating),
         ),
         capacity_kg=spec.capacity_kg,
         capacity_m3=spec.capacity_m3,

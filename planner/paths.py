@@ -73,7 +73,7 @@ def leg_travel_hours(leg: Mapping, speeds: TravelSpeeds) -> float | None:
     """Hours a vehicle class with `speeds` needs on one leg (a row of Network.legs); None where it has no
     speed there. The one travel-time rule: the dispatcher's matrices, the validator, the re-planner, the KPIs
     and contingency analysis all use it. None too on a leg longer than the class may drive without a stop
-    (`longest_leg_min`: it would have to stop for the night, or past a driving limit, between two nodes)."""
+    (`longest_leg_min`, its operating day: it would have to stop for the night between two nodes)."""
     speed = speeds.speed_on(leg)
     if speed <= 0:
         return None

@@ -420,7 +420,7 @@ def _check_path(
             out.append(
                 f"{label}: leg {leg_id} takes {float(leg['length_km']) / kind.speeds.speed_on(leg) * 60:.0f} "
                 f"min, longer than a {kind.type_id} may travel without a stop ({kind.speeds.longest_leg_min:.0f} "
-                "min: its operating day or driving limits); it would stop for the night or rest between two nodes"
+                "min, its operating day): it would spend a night between two nodes"
             )
         if leg["from_node"] == position:
             position = leg["to_node"]

@@ -175,17 +175,12 @@ def latest_start(end: int, minutes: int, hours: tuple[int, int] | None, start_mi
 NODE_WAIT_MARGIN_MIN = 60
 
 
-def stretch_limit(
-    hours: tuple[int, int] | None, max_driving_min_per_day: int | None, break_after_driving_min: int | None
-) -> float | None:
-    """The longest leg a vehicle may drive without stopping: its operating day, its day's driving and its
-    driving between breaks, whichever is least (None: no limit). A longer leg cannot be driven by the rules
-    (it would end at night, or past a limit, between two nodes): the vehicle's paths do not use it."""
-    limits = [max_driving_min_per_day, break_after_driving_min]
-    if hours is not None:
-        limits.append(hours[1] - hours[0])
-    known = [m for m in limits if m is not None]
-    return float(min(known)) if known else None
+def stretch_limit(hours: tuple[int, int] | None) -> float | None:
+    """The longest leg a vehicle may drive without stopping: its operating day (None: no limit). A longer leg
+    cannot be driven by the rules (it would need a night between two nodes): the vehicle's paths do not use it.
+    A leg longer than the day's driving limit or the driving between breaks, but within the day, is driven
+    alone from an opening (`drive_legs`): no node on the way allows a rest, so that is the best the rules allow."""
+    return float(hours[1] - hours[0]) if hours is not None else None
 
 
 def planning_hours(kind: VehicleType) -> tuple[int, int] | None:
@@ -247,8 +242,8 @@ def drive_legs(
     A vehicle with goods never stops for the night between two nodes: a leg that does not fit before closing,
     or in the day's driving limit, waits at its first node for the next opening; a leg that would take the
     driving since the last break past `break_after_driving_min` first waits `break_min` at the node. A leg
-    longer than the `stretch_limit` (the planner's paths avoid those) starts fresh at an opening and is
-    driven through. `driving` is the account before the first leg (default: nothing driven yet)."""
+    longer than the day's limit or the driving between breaks starts fresh at an opening and is driven through
+    (longer than the operating day, `stretch_limit`, the planner's paths avoid it). `driving` is the account before the first leg (default: nothing driven yet)."""
     hours = kind.operating_hours
     state = driving or Driving()
     t = float(depart)

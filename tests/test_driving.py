@@ -48,7 +48,7 @@ def _kind(
         type_id="truck",
         name="truck",
         tiers=frozenset({1, 2}),
-        speeds=TravelSpeeds({"road": road_kmh}, longest_leg_min=stretch_limit(hours, max_day, after)),
+        speeds=TravelSpeeds({"road": road_kmh}, longest_leg_min=stretch_limit(hours)),
         capacity_kg=2000,
         capacity_m3=20,
         operating_hours=hours,
@@ -114,11 +114,18 @@ def test_schedule_trip_hands_over_at_a_node_across_the_night():
     assert times[2] == (1490, 1490)
 
 
-def test_a_leg_longer_than_the_rules_allow_is_not_taken(maps_network):
-    slow = _kind(480, 240, 30, road_kmh=5.0)  # the 30-km road takes 6 h, more than 4 h at a stretch
+def test_a_leg_longer_than_a_driving_limit_is_driven_alone_from_the_morning():
+    laid, _ = drive_legs(ROAD_LAW, 60, [100, 500, 30], DAY_START)  # no node on the 500-min leg to rest at
+    # the 500-min leg alone on 24 Nov (from 06:00: no rest on the way), the next on 25 Nov
+    assert [(t.start, t.rest) for t in laid] == [(60, ""), (1440, "limit"), (2880, "limit")]
+    assert [t.start for t in drive_legs(ROAD_LAW, 0, [500], DAY_START)[0]] == [0]
+
+
+def test_a_leg_longer_than_the_operating_day_is_not_taken(maps_network):
+    slow = _kind(480, 240, 30, road_kmh=2.0)  # the 30-km road takes 15 h, more than the 12-h day
     leg = maps_network.legs.loc[LEG_2]
     assert leg_travel_hours(leg, slow.speeds) is None
-    assert leg_travel_hours(maps_network.legs.loc[LEG_1], slow.speeds) == pytest.approx(3.0)
+    assert leg_travel_hours(maps_network.legs.loc[LEG_1], slow.speeds) == pytest.approx(7.5)
     paths = shortest_paths(maps_network, slow.speeds, sources=[WH])
     assert not math.isfinite(paths.hours_between(WH, PPK2))
 
@@ -231,10 +238,10 @@ def test_the_validator_catches_a_missing_break(maps_network):
 
 
 def test_the_validator_catches_a_leg_too_long_to_drive_by_the_rules(maps_network):
-    kind = _kind(480, 240, 30, road_kmh=5.0)  # the 30-km road takes 6 h
-    problems = validate_plan(*_plan_and_expect(maps_network, kind, 0, 1440 + 360))
+    kind = _kind(road_kmh=2.0)  # the 30-km road takes 15 h
+    problems = validate_plan(*_plan_and_expect(maps_network, kind, 0, 1440 + 900))
     assert any(
-        f"leg {LEG_2} takes 360 min, longer than a truck may travel without a stop" in p for p in problems
+        f"leg {LEG_2} takes 900 min, longer than a truck may travel without a stop" in p for p in problems
     )
 
 
