@@ -28,12 +28,17 @@ from planner.nodes import is_hub, is_pps
 from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 from planner.vehicles import (
+    Driving,
     VehicleSpec,
     VehicleType,
-    add_working_minutes,
+    after_stop,
     handling_minutes,
+    latest_setting_out,
     latest_start,
     nights,
+    planning_hours,
+    schedule_trip,
+    travel_padding,
 )
 
 MAX_TRIPS = 6
@@ -307,6 +312,7 @@ class _Layer:
     available: Mapping[str, int]  # vehicle id -> minute it is free again
     trips_used: Mapping[str, int]  # vehicle id -> trips already driven
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    driving: Mapping[str, Driving] = field(default_factory=dict)  # vehicle id -> its account at `available`
 
 
 @dataclass
@@ -317,6 +323,7 @@ class _LayerOutcome:
     stats: dict
     # base -> the latest minute its goods may be there and every trip from it still start as planned
     latest_release: dict[str, int] = field(default_factory=dict)
+    driving: dict[str, Driving] = field(default_factory=dict)  # vehicle id -> its account after its last trip
 
 
 @dataclass(frozen=True)
@@ -341,14 +348,16 @@ class LayerProblem:
 def _earliest_arrival(
     layer: _Layer, shipment: Shipment, able: Sequence[VehicleSpec], paths: Mapping[str, PathMatrix], day: int
 ) -> int:
-    """The earliest minute any of `able` can arrive at the shipment's destination (loading included)."""
+    """The earliest minute any of `able` can arrive at the shipment's destination (loading included), laid out
+    by the driving rules (`schedule_trip`)."""
     return min(
-        add_working_minutes(
+        schedule_trip(
+            v.kind,
             max(layer.release.get(v.base, 0), layer.available.get(v.vehicle_id, 0)),
-            v.kind.load_min + math.ceil(paths[v.type_id].hours_between(v.base, shipment.destination) * 60),
-            v.kind.operating_hours,
+            [paths[v.type_id].path_minutes(v.base, shipment.destination)],
+            [v.kind.load_min, 0],
             day,
-        )
+        )[0][1][0]
         for v in able
     )
 
@@ -427,7 +436,8 @@ def _vehicle_classes(
         km = np.array([[matrix.km_between(a, b) for b in locations] for a in locations])
         reachable = np.isfinite(hours)
         loading = np.array([kind.load_min if n in bases else 0 for n in locations])[:, None]
-        duration = np.where(reachable, np.ceil(hours * 60) + loading, UNREACHABLE).astype(np.int64)
+        travel = np.ceil(hours * 60 * travel_padding(kind) - 1e-9)  # the driving limit, see travel_padding
+        duration = np.where(reachable, travel + loading, UNREACHABLE).astype(np.int64)
         distance = np.where(reachable, np.round(km * 1000), UNREACHABLE).astype(np.int64)
         np.fill_diagonal(duration, 0)
         np.fill_diagonal(distance, 0)
@@ -483,7 +493,7 @@ def _vehicle_rows(
                     latest_end=horizon,
                     fixed_cost=round(kind.cost_per_day * 1000),
                     cost_per_distance=max(1, round(kind.cost_per_km)),
-                    breaks=nights(kind.operating_hours, task.start_minute_of_day, horizon),
+                    breaks=nights(planning_hours(kind), task.start_minute_of_day, horizon),
                     follows=previous,
                 )
             )
@@ -533,34 +543,77 @@ def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, 
     )
 
 
-def _read_trip(built: LayerProblem, route, task: KabupatenTask, paths: Mapping[str, PathMatrix]) -> Trip:
-    """One engine route as a trip: base, each delivery with its arrival and departure, base; the legs driven."""
+def _read_trip(
+    built: LayerProblem,
+    route,
+    task: KabupatenTask,
+    paths: Mapping[str, PathMatrix],
+    start: int,
+    driving: Driving | None,
+    keep: Sequence[int],
+) -> tuple[Trip, Driving]:
+    """One engine route as a trip that sets out at `start` with the driver's account `driving`: base, each kept
+    delivery (`keep`: indices of route.visits) with its arrival and departure, base; the legs driven. The times
+    are laid out leg by leg by the driving rules (`schedule_trip`), not taken from the engine, whose work clock
+    cannot see a night or a break spent at a node."""
     layer = built.layer
     spec, trip_no = built.trip_owner[route.vehicle]
     kind, matrix = spec.kind, paths[spec.type_id]
-    hours, day_start = kind.operating_hours, task.start_minute_of_day
-    carried = add_goods(*(built.loads[v.stop][1] for v in route.visits))
-    visits = [
-        Visit(
-            spec.base,
-            route.start_time,
-            add_working_minutes(route.start_time, kind.load_min, hours, day_start),
-            load=carried,
-        )
-    ]
-    legs: list[str] = []
-    at = spec.base
-    for v in route.visits:
-        s_index, load, kits = built.loads[v.stop]
-        node = layer.shipments[s_index].destination
-        legs += matrix.path_legs(at, node)
-        departure = add_working_minutes(v.arrival, handling_minutes(kind, len(kits)), hours, day_start)
+    loads = [built.loads[route.visits[k].stop] for k in keep]
+    nodes = [spec.base, *(layer.shipments[s_index].destination for s_index, _, _ in loads), spec.base]
+    handling = [kind.load_min, *(handling_minutes(kind, len(kits)) for _, _, kits in loads), 0]
+    minutes = [matrix.path_minutes(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
+    times, driving = schedule_trip(kind, start, minutes, handling, task.start_minute_of_day, driving)
+    carried = add_goods(*(load for _, load, _ in loads))
+    visits = [Visit(spec.base, times[0][0], times[0][1], load=carried)]
+    for node, (_, load, kits), (arrival, departure) in zip(nodes[1:-1], loads, times[1:-1], strict=True):
         numbers = tuple(k.number for k in kits) if is_pps(node) else ()
-        visits.append(Visit(node, v.arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
-        at = node
-    legs += matrix.path_legs(at, spec.base)
-    visits.append(Visit(spec.base, route.end_time, route.end_time))
-    return Trip(spec.vehicle_id, spec.type_id, spec.base, layer.tier, trip_no, tuple(visits), tuple(legs))
+        visits.append(Visit(node, arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
+    visits.append(Visit(spec.base, times[-1][0], times[-1][0]))
+    legs = [leg for a, b in zip(nodes, nodes[1:], strict=False) for leg in matrix.path_legs(a, b)]
+    trip = Trip(spec.vehicle_id, spec.type_id, spec.base, layer.tier, trip_no, tuple(visits), tuple(legs))
+    return trip, driving
+
+
+def _read_vehicle(
+    built: LayerProblem, routes: Sequence, task: KabupatenTask, paths: Mapping[str, PathMatrix]
+) -> tuple[list[tuple[object, Trip, list[int]]], Driving | None]:
+    """The engine routes of one vehicle (its trips, in order) laid out one after another by the driving rules.
+
+    Each trip sets out when the engine starts it, or as soon as the vehicle is free if a delivery would then be
+    late; a delivery late even so is left out of the trip (its load is then missed, and `read_layer` says why).
+    Returns (route, trip, indices of the route's visits kept) per trip driven, and the account after the last."""
+    layer = built.layer
+    spec = built.trip_owner[routes[0].vehicle][0]
+    free = max(layer.release.get(spec.base, 0), layer.available.get(spec.vehicle_id, 0))
+    driving, last = layer.driving.get(spec.vehicle_id), layer.available.get(spec.vehicle_id, 0)
+    out: list[tuple[object, Trip, list[int]]] = []
+    for route in routes:
+        keep = list(range(len(route.visits)))
+        while keep:
+            for start in dict.fromkeys((max(route.start_time, free), free)):
+                account = after_stop(spec.kind, driving, last, start, 0) if driving else None
+                trip, after = _read_trip(built, route, task, paths, start, account, keep)
+                late = [
+                    k
+                    for k, v in zip(keep, trip.visits[1:-1], strict=True)
+                    if v.arrival > _due(built, route, k)
+                ]
+                if not late:
+                    break
+            if not late:
+                break
+            keep = [k for k in keep if k not in late]
+        if keep:
+            out.append((route, trip, keep))
+            free = last = trip.visits[-1].arrival
+            driving = after
+    return out, driving
+
+
+def _due(built: LayerProblem, route, k: int) -> int:
+    """The deadline of the k-th visit of an engine route."""
+    return built.layer.shipments[built.loads[route.visits[k].stop][0]].deadline
 
 
 def read_layer(
@@ -574,16 +627,23 @@ def read_layer(
     arrivals: dict[int, int] = {}
     served_loads: dict[int, int] = defaultdict(int)
     latest_release: dict[str, int] = {}
+    by_vehicle: dict[str, list] = defaultdict(list)
     for route in solution.routes:
-        if not route.visits:
-            continue
-        trip = _read_trip(built, route, task, paths)
-        trips.append(trip)
-        latest_release[trip.base] = min(latest_release.get(trip.base, route.start_time), route.start_time)
-        for v, visit in zip(route.visits, trip.visits[1:-1], strict=True):
-            s_index = built.loads[v.stop][0]
-            arrivals[s_index] = max(arrivals.get(s_index, 0), visit.departure)
-            served_loads[s_index] += 1
+        if route.visits:
+            by_vehicle[built.trip_owner[route.vehicle][0].vehicle_id].append(route)
+    driving: dict[str, Driving] = {}
+    for vehicle_id, routes in by_vehicle.items():
+        read, account = _read_vehicle(built, sorted(routes, key=lambda r: r.vehicle), task, paths)
+        if account is not None:
+            driving[vehicle_id] = account
+        for route, trip, keep in read:
+            trips.append(trip)
+            start = trip.visits[0].arrival
+            latest_release[trip.base] = min(latest_release.get(trip.base, start), start)
+            for k, visit in zip(keep, trip.visits[1:-1], strict=True):
+                s_index = built.loads[route.visits[k].stop][0]
+                arrivals[s_index] = max(arrivals.get(s_index, 0), visit.departure)
+                served_loads[s_index] += 1
     missed = dict(built.missed)
     expected: dict[int, int] = defaultdict(int)
     for s_index, _, _ in built.loads:
@@ -608,7 +668,7 @@ def read_layer(
         "wall_s": round(solution.wall_time_s, 2),
         "status": solution.status,
     }
-    return _LayerOutcome(trips, arrivals, missed, stats, latest_release)
+    return _LayerOutcome(trips, arrivals, missed, stats, latest_release, driving)
 
 
 def _solve_layer(
@@ -642,6 +702,7 @@ def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcom
     arrivals: dict[int, int] = {}
     missed: dict[int, Missed] = {}
     latest_release: dict[str, int] = {}
+    driving: dict[str, Driving] = {}
     stats: dict = {"layer": layer.name, "stops": 0, "vehicles": len(layer.vehicles), "parts": len(parts)}
     statuses, wall, per_vehicle = set(), 0.0, 0
     for indices, outcome in parts:
@@ -649,6 +710,7 @@ def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcom
         arrivals.update({indices[i]: minute for i, minute in outcome.arrivals.items()})
         missed.update({indices[i]: miss for i, miss in outcome.missed.items()})
         latest_release.update(outcome.latest_release)
+        driving.update(outcome.driving)
         stats["stops"] += outcome.stats.get("stops", 0)
         wall += outcome.stats.get("wall_s", 0.0)
         per_vehicle = max(per_vehicle, outcome.stats.get("trips_per_vehicle", 0))
@@ -657,7 +719,7 @@ def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcom
     stats.update({"trips_per_vehicle": per_vehicle, "wall_s": round(wall, 2)})
     if statuses:
         stats["status"] = "/".join(sorted(statuses))
-    return _LayerOutcome(trips, arrivals, missed, stats, latest_release)
+    return _LayerOutcome(trips, arrivals, missed, stats, latest_release, driving)
 
 
 def _solve_origin(
@@ -816,13 +878,11 @@ def _latest_drops(
         for v in task.vehicles:
             if v.base != hub or tier not in v.kind.tiers:
                 continue
-            hours = paths[v.type_id].hours_between(hub, dest)
-            if not np.isfinite(hours):
+            if not np.isfinite(paths[v.type_id].hours_between(hub, dest)):
                 continue
-            onward = (
-                v.kind.load_min + math.ceil(hours * 60) + handling_minutes(v.kind, kit_count.get(dest, 0))
-            )
-            start = latest_start(due[dest], onward, v.kind.operating_hours, day)
+            handling = (v.kind.load_min, handling_minutes(v.kind, kit_count.get(dest, 0)))
+            minutes = paths[v.type_id].path_minutes(hub, dest)
+            start = latest_setting_out(v.kind, due[dest], minutes, handling, day)
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
         latest[dest] = min(due[dest], best)
     return latest
@@ -899,6 +959,7 @@ class _Pass:
     layers: list[dict] = field(default_factory=list)
     available: dict[str, int] = field(default_factory=dict)
     trips_used: dict[str, int] = field(default_factory=dict)
+    driving: dict[str, Driving] = field(default_factory=dict)  # vehicle id -> its account at `available`
 
     @classmethod
     def start(cls, ctx: _Context, budget: float, ppk_deadline=None, warm_routes=None) -> _Pass:
@@ -946,7 +1007,15 @@ class _Pass:
         share = max(len(shipments), 1) / max(self.ctx.n_stops, 1)
         warm = {k: v for k, v in self.warm_routes.items() if k[1] == tier}
         layer = _Layer(
-            name, tier, shipments, vehicles, release, dict(self.available), dict(self.trips_used), warm
+            name,
+            tier,
+            shipments,
+            vehicles,
+            release,
+            dict(self.available),
+            dict(self.trips_used),
+            warm,
+            dict(self.driving),
         )
         outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(MIN_LAYER_S, self.budget * share))
         for trip in outcome.trips:
@@ -954,6 +1023,7 @@ class _Pass:
                 self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
             )
             self.trips_used[trip.vehicle_id] = max(self.trips_used.get(trip.vehicle_id, 0), trip.trip)
+        self.driving.update(outcome.driving)
         self.trips.extend(outcome.trips)
         self.layers.append(outcome.stats)
         return outcome
@@ -1137,11 +1207,11 @@ def _fastest_arrival(
         matrix = ctx.paths[v.type_id]
         if v.base != origin or not matrix.there_and_back(origin, dest):
             continue
-        travel = math.ceil(matrix.hours_between(origin, dest) * 60)
-        work = v.kind.load_min + travel + (handling_minutes(v.kind, kits) if unload else 0)
-        best = min(
-            best, add_working_minutes(ready, work, v.kind.operating_hours, ctx.task.start_minute_of_day)
+        handling = [v.kind.load_min, handling_minutes(v.kind, kits) if unload else 0]
+        times, _ = schedule_trip(
+            v.kind, ready, [matrix.path_minutes(origin, dest)], handling, ctx.task.start_minute_of_day
         )
+        best = min(best, times[1][1])
     return best
 
 
@@ -1197,23 +1267,18 @@ def _chain_on_time(
     day: int,
 ) -> bool:
     """Whether one vehicle's trips, driven in the same order but leaving no earlier than `release`, still reach
-    every stop by its deadline (work pauses outside the operating hours, and each hand-over takes the BAST time
-    plus the time per TPS kit handed over, as in the engine)."""
-    hours = kind.operating_hours
-    clock = release
+    every stop by its deadline (laid out by the driving rules, `schedule_trip`, as the trips are read back:
+    each hand-over takes the BAST time plus the time per TPS kit handed over)."""
+    clock, driving = release, None
     for trip in trips:
-        clock = max(clock, release)
-        at = trip.base
-        work = kind.load_min
-        for visit in trip.visits[1:-1]:
-            work += math.ceil(matrix.hours_between(at, visit.node_id) * 60)
-            clock = add_working_minutes(clock, work, hours, day)
-            if clock > deadline_of[(trip.base, visit.node_id)]:
+        nodes = [v.node_id for v in trip.visits]
+        handling = [kind.load_min, *(handling_minutes(kind, v.kit_count) for v in trip.visits[1:-1]), 0]
+        minutes = [matrix.path_minutes(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
+        times, driving = schedule_trip(kind, max(clock, release), minutes, handling, day, driving)
+        for visit, (arrival, _) in zip(trip.visits[1:-1], times[1:-1], strict=True):
+            if arrival > deadline_of[(trip.base, visit.node_id)]:
                 return False
-            at, work = visit.node_id, handling_minutes(kind, visit.kit_count)
-        clock = add_working_minutes(
-            clock, work + math.ceil(matrix.hours_between(at, trip.base) * 60), hours, day
-        )
+        clock = times[-1][0]
     return True
 
 

@@ -17,6 +17,9 @@ A fleet file has two parts:
         cost_per_km: 7500           # IDR
         cost_per_day: 1500000       # IDR per day used
         tier: "1"                   # "1" warehouse -> PPK, "2" PPK -> PPS, or "both"
+        max_driving_min_per_day: 480   # optional (absent or null: no limit); needs operating_hours
+        break_after_driving_min: 240   # optional: a break of break_min at a node before passing this much
+        break_min: 30                  #   driving since the last break or night
     bases:
       - {type: truck, at: wh:64.11, count: 1}
       - {type: pickup, at: each_ppk, count: 1, kabupaten: ["64.11"]}
@@ -52,7 +55,7 @@ from pydantic import (
 
 from planner.errors import InputError
 from planner.paths import TravelSpeeds
-from planner.vehicles import VehicleType
+from planner.vehicles import VehicleType, stretch_limit
 
 TRAVEL_MODES = ("road", "river", "sea")
 SPEED_KEYS = ("road", "river", "river_up", "river_down", "sea", "access")
@@ -116,6 +119,21 @@ class VehicleTypeSpec(_Strict):
     tier: Literal["1", "2", "both"]
     # road speed per road class of the network (trunk, local); a class not listed runs at speed_kmh.road
     road_class_speed_kmh: dict[Literal["trunk", "local"], float] = {}
+    # driving rules: minutes of driving a day, and a break before passing break_after_driving_min of driving
+    max_driving_min_per_day: int | None = Field(default=None, gt=0, le=MAX_MINUTES)
+    break_after_driving_min: int | None = Field(default=None, gt=0, le=MAX_MINUTES)
+    break_min: int = Field(default=0, ge=0, le=MAX_MINUTES)
+
+    @model_validator(mode="after")
+    def _driving_rules(self) -> VehicleTypeSpec:
+        limited = self.max_driving_min_per_day is not None or self.break_after_driving_min is not None
+        if limited and self.operating_hours is None:
+            raise ValueError(
+                "max_driving_min_per_day and break_after_driving_min need operating_hours (the day they count in)"
+            )
+        if self.break_after_driving_min is not None and self.break_min <= 0:
+            raise ValueError("break_after_driving_min needs break_min (the break's minutes)")
+        return self
 
     @field_validator("tier", mode="before")
     @classmethod
@@ -226,19 +244,28 @@ def vehicle_type(type_id: str, spec: VehicleTypeSpec) -> VehicleType:
     """The planner's vehicle type of a fleet file entry: speeds per mode, clock times as minutes of the day."""
     hours = spec.operating_hours
     tiers = frozenset({1, 2}) if spec.tier == "both" else frozenset({int(spec.tier)})
+    operating = (_minute_of_day(hours.start), _minute_of_day(hours.end)) if hours else None
     return VehicleType(
         type_id=type_id,
         name=spec.name,
         tiers=tiers,
-        speeds=TravelSpeeds(dict(spec.speed_kmh), spec.rapids_speed_kmh, dict(spec.road_class_speed_kmh)),
+        speeds=TravelSpeeds(
+            dict(spec.speed_kmh),
+            spec.rapids_speed_kmh,
+            dict(spec.road_class_speed_kmh),
+            stretch_limit(operating),
+        ),
         capacity_kg=spec.capacity_kg,
         capacity_m3=spec.capacity_m3,
-        operating_hours=(_minute_of_day(hours.start), _minute_of_day(hours.end)) if hours else None,
+        operating_hours=operating,
         load_min=spec.load_min,
         unload_min=spec.unload_min,
         cost_per_km=spec.cost_per_km,
         cost_per_day=spec.cost_per_day,
         unload_min_per_kit=spec.unload_min_per_kit,
+        max_driving_min_per_day=spec.max_driving_min_per_day,
+        break_after_driving_min=spec.break_after_driving_min,
+        break_min=spec.break_min,
     )
 
 

@@ -28,6 +28,9 @@ class TravelSpeeds:
     speed_kmh: Mapping[str, float]
     rapids_kmh: float | None = None
     road_class_kmh: Mapping[str, float] = field(default_factory=dict)  # e.g. {trunk: 50, local: 30}
+    longest_leg_min: float | None = (
+        None  # a longer leg cannot be driven by the class's rules (vehicles.stretch_limit)
+    )
 
     @property
     def modes(self) -> frozenset[str]:
@@ -69,9 +72,14 @@ ALL_MODES_SPEEDS = TravelSpeeds({"road": 30.0, "river": 15.0, "sea": 20.0, "acce
 def leg_travel_hours(leg: Mapping, speeds: TravelSpeeds) -> float | None:
     """Hours a vehicle class with `speeds` needs on one leg (a row of Network.legs); None where it has no
     speed there. The one travel-time rule: the dispatcher's matrices, the validator, the re-planner, the KPIs
-    and contingency analysis all use it."""
+    and contingency analysis all use it. None too on a leg longer than the class may drive without a stop
+    (`longest_leg_min`, its operating day: it would have to stop for the night between two nodes)."""
     speed = speeds.speed_on(leg)
-    return float(leg["length_km"]) / speed if speed > 0 else None
+    if speed <= 0:
+        return None
+    hours = float(leg["length_km"]) / speed
+    too_long = speeds.longest_leg_min is not None and hours * 60 > speeds.longest_leg_min + 1e-9
+    return None if too_long else hours
 
 
 def leg_minutes(leg: Mapping, speeds: TravelSpeeds) -> float:
@@ -108,6 +116,7 @@ class PathMatrix:
     edge_leg: Mapping[tuple[int, int], str]
     node_index: Mapping[str, int] = field(repr=False)
     source_index: Mapping[str, int] = field(repr=False)
+    leg_min: Mapping[str, float] = field(default_factory=dict, repr=False)  # leg id -> minutes (leg_minutes)
 
     def hours_between(self, a: str, b: str) -> float:
         return float(self.hours[self.source_index[a], self.node_index[b]])
@@ -131,6 +140,10 @@ class PathMatrix:
             legs.append(self.edge_leg[(previous, target)])
             target = previous
         return legs[::-1]
+
+    def path_minutes(self, a: str, b: str) -> list[float]:
+        """The travel minutes of each leg of `path_legs(a, b)`, in order (planner.paths.leg_minutes)."""
+        return [self.leg_min[leg] for leg in self.path_legs(a, b)]
 
 
 def shortest_paths(
@@ -169,8 +182,18 @@ def shortest_paths(
     edge_leg = {(int(a), int(b)): str(x) for a, b, x in zip(r, c, leg, strict=True)}
     with np.errstate(invalid="ignore"):
         dist = np.where(np.isfinite(dist), np.maximum(dist - 0, 0), np.inf)
+    finite = np.isfinite(hours)
+    leg_min = {str(x): float(h) * 60 for x, h in zip(legs.index[finite], hours[finite], strict=True)}
     return PathMatrix(
-        node_ids, sources, dist, km_matrix, pred, edge_leg, index, {s: i for i, s in enumerate(sources)}
+        node_ids,
+        sources,
+        dist,
+        km_matrix,
+        pred,
+        edge_leg,
+        index,
+        {s: i for i, s in enumerate(sources)},
+        leg_min,
     )
 
 

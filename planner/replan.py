@@ -45,8 +45,17 @@ from planner.pipeline import Problem, kabupaten_tasks, run_tasks, trip_route, wi
 from planner.plan import Plan, Replan, Route, ScenarioRef, Stop, Unserved, content_hash, to_json
 from planner.scenario import ScenarioInputs
 from planner.settings import SearchSettings
-from planner.validate import Expectations
-from planner.vehicles import VehicleSpec, add_working_minutes, handling_minutes, kits_handed_over
+from planner.validate import Expectations, stop_handling
+from planner.vehicles import (
+    Driving,
+    VehicleSpec,
+    add_working_minutes,
+    after_stop,
+    arrival_minute,
+    drive_legs,
+    handling_minutes,
+    kits_handed_over,
+)
 
 
 @dataclass(frozen=True)
@@ -231,36 +240,76 @@ def segments(route: Route, network: Network) -> list[list[str]]:
     return out
 
 
+def _account_at(
+    route: Route, spec: VehicleSpec, network: Network, expect: Expectations, reached: int
+) -> tuple[Driving | None, int]:
+    """The driver's account on reaching stop `reached`, and the minute it can, the trip laid out as the
+    validator does (from each stop's departure by `drive_legs`; the trip starts with nothing driven)."""
+    kind, legs, day = spec.kind, network.legs, expect.start_minute_of_day
+    driving, arrived = None, expect.minute(route.stops[0].arrival)
+    for i, segment in enumerate(segments(route, network)[:reached], start=1):
+        departure = expect.minute(route.stops[i - 1].departure)
+        handling = stop_handling(route, i - 1, kind, expect)
+        driving = after_stop(kind, driving or Driving(), arrived, departure, handling)
+        minutes = [leg_minutes(legs.loc[leg_id], kind.speeds) for leg_id in segment]
+        laid, driving = drive_legs(kind, departure, minutes, day, driving)
+        arrived = arrival_minute(departure, laid)
+    return driving, arrived
+
+
+def _leaving(route: Route, spec: VehicleSpec, network: Network, expect: Expectations, k: int) -> Driving:
+    """The driver's account on leaving stop k as planned."""
+    driving, arrived = _account_at(route, spec, network, expect, k)
+    departure = expect.minute(route.stops[k].departure)
+    handling = stop_handling(route, k, spec.kind, expect)
+    return after_stop(spec.kind, driving or Driving(), arrived, departure, handling)
+
+
 def position_at(
     route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
 ) -> tuple[int, str, int, list[str]]:
     """(index of the last stop reached, next node, minute there, legs from that stop to the node)."""
+    return _position(route, spec, network, expect, at)[:4]
+
+
+def _position(
+    route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
+) -> tuple[int, str, int, list[str], Driving]:
+    """`position_at` and the driver's account there. The legs are laid out by the driving rules
+    (`drive_legs`): a vehicle waiting at a node at `at` (for the morning, or a break) is at that node."""
     minute = expect.minute
     reached = max(i for i, s in enumerate(route.stops[:-1]) if minute(s.arrival) <= at)
     departure = minute(route.stops[reached].departure)
     here = route.stops[reached].node_id
+    driving = _leaving(route, spec, network, expect, reached)
     if departure >= at:
-        return reached, here, departure, []
-    hours, day = spec.kind.operating_hours, expect.start_minute_of_day
+        return reached, here, departure, [], driving
     legs = network.legs
+    segment = segments(route, network)[reached]
+    minutes = [leg_minutes(legs.loc[leg_id], spec.kind.speeds) for leg_id in segment]
+    laid, _ = drive_legs(spec.kind, departure, minutes, expect.start_minute_of_day, driving)
     travelled: list[str] = []
-    position, elapsed, when = here, 0.0, departure
-    for leg_id in segments(route, network)[reached]:
+    position, when = here, departure
+    for leg_id, t in zip(segment, laid, strict=True):
+        if t.start >= at:
+            break  # waiting at `position` for this leg
         leg = legs.loc[leg_id]
         position = leg["to_node"] if leg["from_node"] == position else leg["from_node"]
-        elapsed += leg_minutes(leg, spec.kind.speeds)
-        when = add_working_minutes(departure, math.ceil(elapsed), hours, day)
+        when = math.ceil(t.end - 1e-9)
         travelled.append(leg_id)
         if when > at:
             break
-    return reached, position, when, travelled
+    _, driving = drive_legs(
+        spec.kind, departure, minutes[: len(travelled)], expect.start_minute_of_day, driving
+    )
+    return reached, position, when, travelled, driving
 
 
 def continue_trip(
     route: Route, spec: VehicleSpec, network: Network, expect: Expectations, at: int
 ) -> Continuation:
     """The trip as driven until `at`, then from its next node to its remaining stops (same order) and home."""
-    reached, node, when, travelled = position_at(route, spec, network, expect, at)
+    reached, node, when, travelled, driving = _position(route, spec, network, expect, at)
     kind = spec.kind
     hours, day = kind.operating_hours, expect.start_minute_of_day
     parts = segments(route, network)
@@ -280,17 +329,15 @@ def continue_trip(
             return Continuation(route, {}, (), rerouted=False)
         node = stops[-1].node_id
         when = expect.minute(stops[-1].departure)
+        driving = _leaving(route, spec, network, expect, following - 1)
     remaining = [s for s in route.stops[following:-1] if s.deliver]
     matrix = shortest_paths(network, kind.speeds, sources=sorted({node, *(s.node_id for s in remaining)}))
     returned: dict[str, int] = {}
     skipped = []
     for stop in remaining:
-        hours_to = matrix.hours_between(node, stop.node_id)
         due = expect.deadline_of(stop.node_id)
         deadline = expect.minute(due) if due is not None else None
-        arrival = (
-            add_working_minutes(when, math.ceil(hours_to * 60), hours, day) if np.isfinite(hours_to) else None
-        )
+        arrival, account = _drive_to(kind, matrix, node, stop.node_id, when, day, driving)
         if arrival is None or (deadline is not None and arrival > deadline):
             returned = add_goods(returned, stop.deliver)
             skipped.append(stop)
@@ -301,11 +348,11 @@ def continue_trip(
         stops.append(
             stop.model_copy(update={"arrival": expect.at(arrival), "departure": expect.at(departure)})
         )
-        node, when = stop.node_id, departure
+        node, when, driving = stop.node_id, departure, account
     home = shortest_paths(network, kind.speeds, sources=[node])
     stranded_at = None
     if np.isfinite(home.hours_between(node, route.base)):
-        back = add_working_minutes(when, math.ceil(home.hours_between(node, route.base) * 60), hours, day)
+        back, _ = _drive_to(kind, home, node, route.base, when, day, driving)
         unloaded = add_working_minutes(back, kind.unload_min, hours, day) if returned else back
         legs += home.path_legs(node, route.base)
         stops.append(Stop(node_id=route.base, arrival=expect.at(back), departure=expect.at(unloaded)))
@@ -318,6 +365,17 @@ def continue_trip(
         update={"stops": stops, "legs": legs, "stranded_at": stranded_at, "returned": dict(returned)}
     )
     return Continuation(new, returned, tuple(skipped))
+
+
+def _drive_to(
+    kind, matrix, a: str, b: str, when: int, day: int, driving: Driving
+) -> tuple[int | None, Driving]:
+    """The minute a vehicle leaving a at `when` reaches b by the driving rules, and its account then; None when
+    no open legs lead there."""
+    if not np.isfinite(matrix.hours_between(a, b)):
+        return None, driving
+    laid, after = drive_legs(kind, when, matrix.path_minutes(a, b), day, driving)
+    return arrival_minute(when, laid), after
 
 
 # ---------------------------------------------------------------- what is left to move

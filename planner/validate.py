@@ -29,14 +29,20 @@ from planner.goods import GoodsLedger, add_goods, goods_weight, subtract_goods
 from planner.kpis import plan_kpis
 from planner.network import Network
 from planner.nodes import is_hub, is_ppk, is_pps, is_warehouse, kabupaten_of
-from planner.paths import leg_minutes, shortest_paths
+from planner.paths import leg_minutes, leg_travel_hours, shortest_paths
 from planner.plan import Plan, Route, content_hash, to_json
 from planner.vehicles import (
+    Driving,
+    LegTime,
     VehicleSpec,
     add_working_minutes,
+    after_stop,
+    arrival_minute,
+    drive_legs,
     handling_minutes,
     is_open,
     kits_handed_over,
+    local_day,
 )
 
 if TYPE_CHECKING:
@@ -177,9 +183,14 @@ def validate_plan(
     problems += replan_problems
     network, leg_problems = _plan_network(plan, expect, verified)
     problems += leg_problems
-    structural = []
-    for route in plan.routes:
-        structural += _check_route(route, network, expect, verified)
+    # a vehicle's trips in time order, so that the driver's account runs on from one trip to the next
+    order = sorted(
+        range(len(plan.routes)),
+        key=lambda i: (plan.routes[i].vehicle_id, [s.arrival for s in plan.routes[i].stops[:1]], i),
+    )
+    accounts: dict[str, tuple[int, Driving]] = {}
+    found = {i: _check_route(plan.routes[i], network, expect, verified, accounts) for i in order}
+    structural = [p for i in range(len(plan.routes)) for p in found[i]]
     problems += structural
     problems += _check_trips_do_not_overlap(plan)
     problems += _check_unserved(plan, expect, network, allow_unserved)
@@ -327,7 +338,13 @@ def _plan_network(plan: Plan, expect: Expectations, verified: Verified) -> tuple
 # ---------------------------------------------------------------- one route
 
 
-def _check_route(route: Route, network: Network, expect: Expectations, verified: Verified) -> list[str]:
+def _check_route(
+    route: Route,
+    network: Network,
+    expect: Expectations,
+    verified: Verified,
+    accounts: dict[str, tuple[int, Driving]] | None = None,
+) -> list[str]:
     label = _label(route)
     spec = expect.vehicles.get(route.vehicle_id)
     if spec is None:
@@ -342,7 +359,7 @@ def _check_route(route: Route, network: Network, expect: Expectations, verified:
         out.append(f"{label}: must start at its base {route.base} and end at {end}")
         return out
     out += _check_under_way(route, network, spec, expect, verified)
-    out += _check_path(route, network, spec, expect, verified)
+    out += _check_path(route, network, spec, expect, verified, accounts if accounts is not None else {})
     out += _check_loads(route, spec, expect)
     return out
 
@@ -380,6 +397,7 @@ def _check_path(
     spec: VehicleSpec,
     expect: Expectations,
     verified: Verified = Verified(),
+    accounts: dict[str, tuple[int, Driving]] | None = None,
 ) -> list[str]:
     """Walk the legs; the stops must come in order along the walk, and the times must allow the travel.
 
@@ -390,7 +408,7 @@ def _check_path(
     out: list[str] = []
     position = route.base
     next_stop = 1
-    travel = [0.0] * len(route.stops)  # minutes of travel before reaching stop i
+    travel: list[list[tuple[str, float]]] = [[] for _ in route.stops]  # (leg, minutes) before stop i
     for index, leg_id in enumerate(route.legs):
         if leg_id not in legs.index:
             out.append(f"{label}: leg {leg_id} does not exist in the network")
@@ -398,13 +416,20 @@ def _check_path(
         leg = legs.loc[leg_id]
         if leg["status"] != "open":
             departed = expect.minute(route.stops[next_stop - 1].departure)
-            started = add_working_minutes(departed, int(travel[next_stop]), hours, day)
+            before = sum(m for _, m in travel[next_stop])
+            started = add_working_minutes(departed, int(before), hours, day)
             driven = verified.frozen_legs.get((route.vehicle_id, route.trip), 0)
             frozen = verified.at is not None and started < verified.at and index < driven
             if not (frozen and leg_id in verified.blocked):
                 out.append(f"{label}: leg {leg_id} is blocked")
         if leg["mode"] not in kind.modes:
             out.append(f"{label}: leg {leg_id} is {leg['mode']}, not allowed for a {kind.type_id}")
+        elif leg_travel_hours(leg, kind.speeds) is None and kind.speeds.speed_on(leg) > 0:
+            out.append(
+                f"{label}: leg {leg_id} takes {float(leg['length_km']) / kind.speeds.speed_on(leg) * 60:.0f} "
+                f"min, longer than a {kind.type_id} may travel without a stop ({kind.speeds.longest_leg_min:.0f} "
+                "min, its operating day): it would spend a night between two nodes"
+            )
         if leg["from_node"] == position:
             position = leg["to_node"]
         elif leg["to_node"] == position and leg["mode"] != "river":
@@ -412,17 +437,34 @@ def _check_path(
         else:
             out.append(f"{label}: leg {leg_id} does not start at {position}")
             return out
-        travel[next_stop] += leg_minutes(leg, kind.speeds)
+        travel[next_stop].append((str(leg_id), leg_minutes(leg, kind.speeds)))
         while next_stop < len(route.stops) - 1 and route.stops[next_stop].node_id == position:
             next_stop += 1
     if next_stop != len(route.stops) - 1 or position != (route.stranded_at or route.base):
         missing = route.stops[next_stop].node_id
         out.append(f"{label}: the legs do not pass its stops in order (first missed: {missing})")
         return out
-    return out + _check_times(route, spec, expect, travel)
+    return out + _check_times(route, spec, expect, travel, accounts if accounts is not None else {})
 
 
-def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: list[float]) -> list[str]:
+def stop_handling(route: Route, i: int, kind, expect: Expectations) -> int:
+    """Minutes of work at stop i of a route: loading at the base, the BAST record plus the time per TPS kit
+    handed over at a delivery, unloading what comes back (`returned`) at the base, else none."""
+    stop = route.stops[i]
+    if i == 0:
+        return kind.load_min
+    if stop.deliver:
+        return handling_minutes(kind, kits_handed_over(stop.deliver, expect.kit_marker, stop.tps_kits))
+    return kind.unload_min if i == len(route.stops) - 1 and route.returned else 0
+
+
+def _check_times(
+    route: Route,
+    spec: VehicleSpec,
+    expect: Expectations,
+    travel: list[list[tuple[str, float]]],
+    accounts: dict[str, tuple[int, Driving]],
+) -> list[str]:
     label, kind = _label(route), spec.kind
     hours, day = kind.operating_hours, expect.start_minute_of_day
     out = []
@@ -435,6 +477,8 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
         )
         return out
     last = len(route.stops) - 1
+    since, driving = accounts.get(route.vehicle_id, (expect.minute(route.stops[0].arrival), None))
+    reached = since
     for i, stop in enumerate(route.stops):
         arrival, departure = expect.minute(stop.arrival), expect.minute(stop.departure)
         returns = i == last and bool(route.returned)
@@ -442,14 +486,7 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
             out.append(
                 f"{label}: at {stop.node_id} departure {stop.departure} is before arrival {stop.arrival}"
             )
-        if i == 0:
-            handling = kind.load_min
-        elif stop.deliver:  # the BAST record, plus the time per TPS kit handed over
-            handling = handling_minutes(
-                kind, kits_handed_over(stop.deliver, expect.kit_marker, stop.tps_kits)
-            )
-        else:
-            handling = kind.unload_min if returns else 0
+        handling = stop_handling(route, i, kind, expect)
         if departure + TOLERANCE_MIN < add_working_minutes(arrival, handling, hours, day):
             out.append(f"{label}: at {stop.node_id} leaves before {handling} min of handling are done")
         for what, t in (("arrives", arrival), ("leaves", departure)):
@@ -458,17 +495,81 @@ def _check_times(route: Route, spec: VehicleSpec, expect: Expectations, travel: 
                     f"{label}: {what} {stop.node_id} at {stop.arrival:%d %b %H:%M}, outside operating hours"
                 )
         if i > 0:
-            previous = expect.minute(route.stops[i - 1].departure)
-            earliest = add_working_minutes(previous, int(travel[i]), hours, day)
-            if arrival + TOLERANCE_MIN < earliest:
-                out.append(
-                    f"{label}: reaches {stop.node_id} at {stop.arrival:%d %b %H:%M}, but the travel takes "
-                    f"{travel[i]:.0f} min of operating time from the previous stop"
-                )
+            problems, reached, driving = _check_segment(route, i, kind, expect, travel[i], driving)
+            out += problems
+        driving = after_stop(kind, driving or Driving(), reached if i else since, departure, handling)
         deadline = expect.deadline_of(stop.node_id)
         if stop.deliver and deadline is not None and arrival > expect.minute(deadline):
             out.append(
                 f"{label}: delivers at {stop.node_id} at {stop.arrival:%d %b %H:%M}, after the deadline"
+            )
+    accounts[route.vehicle_id] = (reached, driving or Driving())
+    return out
+
+
+_REST_REASON = {
+    "night": "it does not fit before closing, and a vehicle with goods spends the night at a node, never between two",
+    "limit": "it would take the day's driving past {limit} min",
+    "break": "{after} min of driving since the last break call for a {pause}-min break at the node first",
+}
+
+
+def _check_segment(
+    route: Route,
+    i: int,
+    kind,
+    expect: Expectations,
+    travel: list[tuple[str, float]],
+    driving: Driving | None,
+) -> tuple[list[str], int, Driving]:
+    """The legs to stop i laid out by the driving rules (vehicles.drive_legs) from the departure at stop i - 1:
+    the stop may not be reached earlier. Returns the problems, the earliest arrival and the driver's account."""
+    label, day_start = _label(route), expect.start_minute_of_day
+    previous = expect.minute(route.stops[i - 1].departure)
+    laid, after = drive_legs(kind, previous, [m for _, m in travel], day_start, driving)
+    earliest = arrival_minute(previous, laid)
+    out = []
+    arrival = expect.minute(route.stops[i].arrival)
+    if arrival + TOLERANCE_MIN < earliest:
+        where = f"{label}: reaches {route.stops[i].node_id} at {route.stops[i].arrival:%d %b %H:%M}, but"
+        total = sum(m for _, m in travel)
+        waits = [(j, leg, t) for j, ((leg, _), t) in enumerate(zip(travel, laid, strict=True)) if t.rest]
+        if not waits:
+            out.append(f"{where} the travel takes {total:.0f} min of operating time from the previous stop")
+        else:
+            j, leg, t = waits[0]
+            before = laid[j - 1].end if j else previous  # the day that could not take the leg
+            why = _REST_REASON[t.rest].format(
+                limit=kind.max_driving_min_per_day, after=kind.break_after_driving_min, pause=kind.break_min
+            )
+            out.append(
+                f"{where} by the driving rules its {total:.0f} min of travel end at "
+                f"{expect.at(earliest):%d %b %H:%M}: leg {leg} on {_day_text(expect, t, before)} waits at its "
+                f"node, as {why}"
+            )
+    out += _overrun(route, kind, expect, travel, laid)
+    return out, earliest, after
+
+
+def _day_text(expect: Expectations, t: LegTime, before: float) -> str:
+    """The local day a leg waits on: for the night or the day's limit, the day driven up to it (`before`: the
+    minute the vehicle reached its node); for a break, the day of the leg."""
+    return f"{expect.at(int(before if t.rest in ('night', 'limit') else t.start)):%d %b}"
+
+
+def _overrun(route: Route, kind, expect: Expectations, travel: list[tuple[str, float]], laid) -> list[str]:
+    """A leg under way at closing: a night between two nodes (only a leg longer than the operating day)."""
+    hours = kind.operating_hours
+    if hours is None:
+        return []
+    out = []
+    for (leg, _), t in zip(travel, laid, strict=True):
+        day = local_day(t.start, expect.start_minute_of_day)
+        closing = day * 1440 + hours[1] - expect.start_minute_of_day
+        if t.end > closing + TOLERANCE_MIN:
+            out.append(
+                f"{_label(route)}: leg {leg} is under way at closing on {expect.at(closing):%d %b %H:%M}: the "
+                "night would be spent between two nodes"
             )
     return out
 

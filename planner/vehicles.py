@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from planner.paths import TravelSpeeds
 
@@ -32,6 +32,11 @@ class VehicleType:
     cost_per_km: float
     cost_per_day: float
     unload_min_per_kit: float = 0.0  # minutes per TPS kit handed over, on top of unload_min (the BAST)
+    # driving rules (None: no limit): minutes of driving a day, and a break of break_min at a node before a
+    # leg that would take the driving since the last break or night past break_after_driving_min
+    max_driving_min_per_day: int | None = None
+    break_after_driving_min: int | None = None
+    break_min: int = 0
 
     @property
     def modes(self) -> frozenset[str]:
@@ -157,3 +162,185 @@ def latest_start(end: int, minutes: int, hours: tuple[int, int] | None, start_mi
         left -= step
         if left == 0:
             return t
+
+
+# ---------------------------------------------------------------- the day of a driver: nights at nodes, limits
+
+
+# An assumption of this planner, not of the fleet file: the engine cannot see a wait at a node, so it plans
+# with a day NODE_WAIT_MARGIN_MIN shorter than the operating hours (`planning_hours`), for the leg that does
+# not fit before closing (p90 of a road leg is 53-74 min on the Kaltim network), and with travel stretched by
+# `travel_padding` where the day's driving limit binds before closing; the read-back of the trips
+# (`schedule_trip`) then keeps the rules exactly.
+NODE_WAIT_MARGIN_MIN = 60
+
+
+def stretch_limit(hours: tuple[int, int] | None) -> float | None:
+    """The longest leg a vehicle may drive without stopping: its operating day (None: no limit). A longer leg
+    cannot be driven by the rules (it would need a night between two nodes): the vehicle's paths do not use it.
+    A leg longer than the day's driving limit or the driving between breaks, but within the day, is driven
+    alone from an opening (`drive_legs`): no node on the way allows a rest, so that is the best the rules allow."""
+    return float(hours[1] - hours[0]) if hours is not None else None
+
+
+def planning_hours(kind: VehicleType) -> tuple[int, int] | None:
+    """The operating hours the engine plans this type with (its nights are the engine's breaks): closing
+    NODE_WAIT_MARGIN_MIN early. None when the type travels day and night."""
+    hours = kind.operating_hours
+    if hours is None:
+        return None
+    return hours[0], max(hours[1] - NODE_WAIT_MARGIN_MIN, (hours[0] + hours[1]) // 2)
+
+
+def travel_padding(kind: VehicleType) -> float:
+    """The factor on travel minutes the engine plans this type with: a planning day (`planning_hours`) holds no
+    more travel than the day's driving limit and its breaks allow (1 without a limit, or when it does not bind)."""
+    hours = planning_hours(kind)
+    limit = kind.max_driving_min_per_day
+    if hours is None or limit is None:
+        return 1.0
+    after = kind.break_after_driving_min
+    breaks = (limit - 1) // after if after else 0
+    return max(1.0, (hours[1] - hours[0]) / (limit + breaks * kind.break_min))
+
+
+@dataclass(frozen=True)
+class Driving:
+    """A driver's account at the end of a leg: the local day (days after the plan start's midnight) it counts
+    in, minutes driven that day, and minutes driven since the last break or night."""
+
+    day: int = -(10**6)
+    today: float = 0.0
+    since_break: float = 0.0
+
+
+@dataclass(frozen=True)
+class LegTime:
+    """When one leg is driven; `rest` is why the vehicle waited at the node before it: "night" (the leg does not
+    fit before closing), "limit" (the day's driving limit), "break" (driving since the last break), or ""."""
+
+    start: float
+    end: float
+    rest: str = ""
+
+
+def local_day(minute: float, start_minute_of_day: int) -> int:
+    """Days after the plan start's local midnight."""
+    return int((minute + start_minute_of_day) // 1440)
+
+
+def drive_legs(
+    kind: VehicleType,
+    depart: float,
+    minutes: Sequence[float],
+    start_minute_of_day: int,
+    driving: Driving | None = None,
+) -> tuple[list[LegTime], Driving]:
+    """Lay out legs of `minutes` driving from `depart`, as early as the rules allow: THE schedule of a trip,
+    used by dispatch, the re-planner and the validator alike.
+
+    A vehicle with goods never stops for the night between two nodes: a leg that does not fit before closing,
+    or in the day's driving limit, waits at its first node for the next opening; a leg that would take the
+    driving since the last break past `break_after_driving_min` first waits `break_min` at the node. A leg
+    longer than the day's limit or the driving between breaks starts fresh at an opening and is driven through
+    (longer than the operating day, `stretch_limit`, the planner's paths avoid it). `driving` is the account before the first leg (default: nothing driven yet)."""
+    hours = kind.operating_hours
+    state = driving or Driving()
+    t = float(depart)
+    out: list[LegTime] = []
+    for d in minutes:
+        if hours is None:
+            out.append(LegTime(t, t + d))
+            t += d
+            continue
+        rest = ""
+        t, state = _opened(t, state, hours, start_minute_of_day)
+        after = kind.break_after_driving_min
+        if after is not None and state.since_break > 0 and state.since_break + d > after + 1e-9:
+            t, rest = t + kind.break_min, "break"
+            state = replace(state, since_break=0.0)
+            t, state = _opened(t, state, hours, start_minute_of_day)
+        open_at = state.day * 1440 + hours[0] - start_minute_of_day
+        close_at = open_at + hours[1] - hours[0]
+        limit = kind.max_driving_min_per_day
+        late = t + d > close_at + 1e-9
+        if (late or (limit is not None and state.today + d > limit + 1e-9)) and (
+            t > open_at or state.today > 0
+        ):  # a new day helps: wait at this node for the next opening
+            rest = "night" if late else "limit"
+            t, state = _opened(close_at, state, hours, start_minute_of_day)
+        out.append(LegTime(t, t + d, rest))
+        t += d
+        state = Driving(state.day, state.today + d, state.since_break + d)
+    return out, state
+
+
+def _opened(
+    t: float, state: Driving, hours: tuple[int, int], start_minute_of_day: int
+) -> tuple[float, Driving]:
+    """The first minute from `t` at which the vehicle may set out (the next opening if closed), and its account
+    then: a new day starts with nothing driven."""
+    day = local_day(t, start_minute_of_day)
+    open_at = day * 1440 + hours[0] - start_minute_of_day
+    close_at = day * 1440 + hours[1] - start_minute_of_day
+    if t >= close_at:
+        day += 1
+        t = open_at + 1440
+    elif t < open_at:
+        t = open_at
+    if day != state.day:
+        state = Driving(day)
+    return t, state
+
+
+def after_stop(kind: VehicleType, driving: Driving, arrived: float, departs: float, handling: int) -> Driving:
+    """The account on leaving a node reached at `arrived`: a stay longer than its `handling` (work, not rest) by
+    at least a break counts as the break. A new day is started by `drive_legs`."""
+    if kind.break_min > 0 and departs - arrived - handling >= kind.break_min:
+        return replace(driving, since_break=0.0)
+    return driving
+
+
+def arrival_minute(depart: int, legs: Sequence[LegTime]) -> int:
+    """The whole minute a vehicle reaches the end of `legs` (its departure when there are none)."""
+    return math.ceil(legs[-1].end - 1e-9) if legs else depart
+
+
+def schedule_trip(
+    kind: VehicleType,
+    start: int,
+    paths: Sequence[Sequence[float]],
+    handling: Sequence[int],
+    start_minute_of_day: int,
+    driving: Driving | None = None,
+) -> tuple[list[tuple[int, int]], Driving]:
+    """(arrival, departure) at each stop of a trip that starts at `start`, laid out leg by leg by `drive_legs`:
+    `handling[i]` minutes of work at stop i (stop 0: the loading at the base), `paths[i]` the minutes of each
+    leg from stop i to stop i + 1. Work at a stop pauses outside the operating hours (at a node, where goods
+    may stay the night). Returns the times and the driver's account at the last stop."""
+    hours = kind.operating_hours
+    times = [(start, add_working_minutes(start, handling[0], hours, start_minute_of_day))]
+    for minutes, work in zip(paths, handling[1:], strict=True):
+        legs, driving = drive_legs(kind, times[-1][1], minutes, start_minute_of_day, driving)
+        arrival = arrival_minute(times[-1][1], legs)
+        times.append((arrival, add_working_minutes(arrival, work, hours, start_minute_of_day)))
+    return times, driving or Driving()
+
+
+def latest_setting_out(
+    kind: VehicleType, end: int, minutes: Sequence[float], handling: tuple[int, int], start_minute_of_day: int
+) -> int:
+    """The latest minute a vehicle may begin a trip of one leg path (`handling`: the loading before it and the
+    unloading after) and be done by `end`, laid out by `schedule_trip` (bisected: a later start never ends
+    earlier). A week before `end` at the earliest."""
+
+    def done(start: int) -> int:
+        return schedule_trip(kind, start, [minutes], list(handling), start_minute_of_day)[0][1][1]
+
+    low, high = end - 7 * 1440, end
+    if done(low) > end:
+        return low
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if done(middle) <= end else (low, middle - 1)
+    return low

@@ -121,6 +121,10 @@ def test_rapids_slow_boats_down(fleet, network):
     hours = leg_hours(network, fleet.types["longboat"].speeds)
     km = network.legs["length_km"].to_numpy()
     assert np.allclose(hours[rapids], km[rapids] / fleet.types["longboat"].speeds.rapids_kmh)
+    # a stretch of riam longer than the operating day (45 km at 3 km/h) is not a leg a kapal motor takes
+    slow = fleet.types["kapal_motor"].speeds
+    too_long = rapids & (km / slow.rapids_kmh * 60 > slow.longest_leg_min)
+    assert too_long.any() and not np.isfinite(leg_hours(network, slow)[too_long]).any()
     assert not np.isfinite(leg_hours(network, fleet.types["truck"].speeds)[rapids]).any()
 
 
