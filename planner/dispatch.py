@@ -882,10 +882,23 @@ def _latest_drops(
                 continue
             handling = (v.kind.load_min, handling_minutes(v.kind, kit_count.get(dest, 0)))
             minutes = paths[v.type_id].path_minutes(hub, dest)
-            start = latest_setting_out(v.kind, due[dest], minutes, handling, day)
+            start = min(
+                latest_setting_out(v.kind, due[dest], minutes, handling, day),
+                _engine_setting_out(v.kind, due[dest], minutes, handling, day),
+            )
             best = max(best, latest_start(start, unload, v.kind.operating_hours, day))
         latest[dest] = min(due[dest], best)
     return latest
+
+
+def _engine_setting_out(
+    kind: VehicleType, end: int, minutes: Sequence[float], handling: tuple[int, int], day: int
+) -> int:
+    """The latest start of a trip done by `end` as the routing engine sees it (travel padded by
+    `travel_padding`, days closing at `planning_hours`): a hub drop due by the exact schedule alone can come too
+    late for the engine, which then leaves the destination out (Maratua's goods at Tanjung Redeb, issue 13)."""
+    work = math.ceil(sum(minutes) * travel_padding(kind)) + sum(handling)
+    return latest_start(end, work, planning_hours(kind), day)
 
 
 @dataclass(frozen=True)

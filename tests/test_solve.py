@@ -126,12 +126,8 @@ def test_solve_and_validate_commands_write_a_plan_that_validates(tmp_path):
         assert (out / name).is_file()
     plan = read_plan(out / "plan.json")
     assert plan.routes and plan.kpis.total.vehicles_used > 0
-    # --allow-unserved: under the driving rules (8 h a day) a few desa cannot be reached in time (one lies 665 km
-    # by road from its PPK), and a late stop cannot be proved unservable
     checked = subprocess.run(
-        [*run, "validate", str(out / "plan.json"), str(MAHULU), "--allow-unserved"],
-        capture_output=True,
-        text=True,
+        [*run, "validate", str(out / "plan.json"), str(MAHULU)], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "is valid" in checked.stdout
