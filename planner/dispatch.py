@@ -28,6 +28,7 @@ from planner.nodes import is_hub, is_pps
 from planner.paths import ALL_MODES_SPEEDS, PathMatrix, shortest_paths
 from planner.search import SearchSettings, solve
 from planner.vehicles import (
+    Assignment,
     Driving,
     VehicleSpec,
     VehicleType,
@@ -80,6 +81,7 @@ class Shipment:
     deadline: int
     final: tuple[str, ...] = ()  # for a hub drop: the destinations whose goods these are
     kits: tuple[Kit, ...] = ()
+    pinned_type: str = ""  # set by an assign rule: only vehicles of this type may carry it
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class DispatchState:
     before `not_before`, a base before `base_release` (goods brought back there), a vehicle before
     `vehicle_free`; trip numbers go on after `trips_done`. PPKs in `ppk_ready` already have all their goods.
     `warm_routes` are the previous plan's destinations per (vehicle id, tier), one tuple per trip, in order:
-    the search starts from them. `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
+    the search starts from them; `driving` is each such vehicle's driving account then. `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
     PPK's trips while its goods come differently): their goods should be unloaded there by then; where that
     cannot be planned, the calendar's deadline applies (and the re-plan plans those trips again).
     """
@@ -115,6 +117,7 @@ class DispatchState:
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     kits_done: Mapping[str, frozenset[int]] = field(default_factory=dict)  # PPS -> TPS kits already there
     ppk_due: Mapping[str, int] = field(default_factory=dict)
+    driving: Mapping[str, Driving] = field(default_factory=dict)  # vehicle id -> its account at vehicle_free
 
     def release(self, base: str, minute: int = 0) -> int:
         return max(minute, self.not_before, self.base_release.get(base, 0))
@@ -138,6 +141,8 @@ class KabupatenTask:
     pps_kits: Mapping[str, tuple[Mapping[str, int], ...]] = field(
         default_factory=dict
     )  # PPS -> kits, TPS 1 first
+    # PPS -> its assign rule: its goods go warehouse -> the rule's port -> the PPS, and are not in its PPK's goods
+    assigned: Mapping[str, Assignment] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -390,6 +395,7 @@ def _layer_loads(
             v
             for v in layer.vehicles
             if v.base == shipment.origin
+            and shipment.pinned_type in ("", v.type_id)
             and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
         )
         candidates[s_index] = able
@@ -875,8 +881,9 @@ def _latest_drops(
     latest: dict[str, int] = {}
     for dest in dests:
         best = -(10**9)
+        pinned = task.assigned.get(dest)
         for v in task.vehicles:
-            if v.base != hub or tier not in v.kind.tiers:
+            if v.base != hub or tier not in v.kind.tiers or (pinned and pinned.type_id != v.type_id):
                 continue
             if not np.isfinite(paths[v.type_id].hours_between(hub, dest)):
                 continue
@@ -935,7 +942,7 @@ def _destination_kits(task: KabupatenTask) -> dict[str, tuple[Kit, ...]]:
     # goods are planned again): all its desa's kits are candidates, the goods tell which are still to come
     ppk_kits: dict[str, list[Kit]] = defaultdict(list)
     for pps, kits in sorted(task.pps_kits.items()):
-        if pps in task.pps_ppk:
+        if pps in task.pps_ppk and pps not in task.assigned:
             ppk_kits[task.pps_ppk[pps]].extend(
                 Kit(pps, n, dict(items)) for n, items in enumerate(kits, start=1)
             )
@@ -984,6 +991,7 @@ class _Pass:
             dict(warm_routes or {}),
             available=dict(state.vehicle_free),
             trips_used=dict(state.trips_done),
+            driving=dict(state.driving),
         )
 
     def deadline_of(self, destination: str, deadline: int) -> int:
@@ -1072,7 +1080,10 @@ def _first_leg(
     direct, via_hub = [], defaultdict(list)
     kits = {d: ctx.kits_in(d, goods[d]) for d in goods}
     for dest in sorted(goods):
-        choice, hub = _route_choice(task, origin_of[dest], dest, tier, ctx.paths, ctx.any_mode)
+        if dest in task.assigned:
+            choice, hub = "hub", task.assigned[dest].base
+        else:
+            choice, hub = _route_choice(task, origin_of[dest], dest, tier, ctx.paths, ctx.any_mode)
         if choice == "direct":
             due = run.deadline_of(dest, deadline)
             direct.append(Shipment(dest, origin_of[dest], tier, goods[dest], due, kits=kits[dest]))
@@ -1123,22 +1134,33 @@ def _deliver(
     goods: Mapping[str, Mapping[str, int]],
     deadline: int,
     release: Mapping[str, int],
+    *,
+    with_hub_stock: bool = True,
 ) -> dict[str, int]:
     """Carry `goods` from their origins to their destinations: the origins' vehicles, then the ports' boats for
-    what was dropped at a port. Returns the minute each served destination has all its goods."""
+    what was dropped at a port and (`with_hub_stock`) the re-plan's goods waiting at ports for this tier.
+    Returns the minute each served destination has all its goods."""
     task = run.ctx.task
     first = _first_leg(run, tier, origin_of, goods, deadline, release)
     arrival: dict[str, int] = {}
     hub_release: dict[str, int] = {}
     onward = []
-    for stock in task.state.hub_stock:
+    for stock in task.state.hub_stock if with_hub_stock else ():
         if stock.tier == tier:
             hub_release[stock.hub] = task.state.release(
                 stock.hub, max(hub_release.get(stock.hub, 0), stock.ready)
             )
             stock_kits = run.ctx.kits_in(stock.destination, stock.items)
             onward.append(
-                Shipment(stock.destination, stock.hub, tier, stock.items, deadline, kits=stock_kits)
+                Shipment(
+                    stock.destination,
+                    stock.hub,
+                    tier,
+                    stock.items,
+                    deadline,
+                    kits=stock_kits,
+                    pinned_type=_pinned_type(task, stock.destination),
+                )
             )
     for s_index, shipment in enumerate(first.shipments):
         if s_index in first.outcome.missed:
@@ -1157,6 +1179,7 @@ def _deliver(
                     goods[d],
                     run.deadline_of(d, deadline),
                     kits=run.ctx.kits_in(d, goods[d]),
+                    pinned_type=_pinned_type(task, d),
                 )
                 for d in shipment.final
             ]
@@ -1174,6 +1197,11 @@ def _deliver(
     return arrival
 
 
+def _pinned_type(task: KabupatenTask, destination: str) -> str:
+    rule = task.assigned.get(destination)
+    return rule.type_id if rule else ""
+
+
 def _plan_pass(
     ctx: _Context, budget: float, ppk_deadline: Mapping[str, int], warm_routes: Mapping
 ) -> tuple[KabupatenResult, dict[str, int]]:
@@ -1188,9 +1216,15 @@ def _plan_pass(
             run, 1, dict.fromkeys(ppks, ctx.warehouse), task.ppk_goods, task.ppk_deadline, {ctx.warehouse: 0}
         )
     )
+    pinned = {p: g for p, g in task.pps_goods.items() if p in task.assigned}
+    if pinned:  # after the PPKs' goods: their deadline is the earlier one
+        origins = dict.fromkeys(pinned, ctx.warehouse)
+        _deliver(run, 1, origins, pinned, task.pps_deadline, {ctx.warehouse: 0}, with_hub_stock=False)
     pps_goods = {}
     for pps, goods in task.pps_goods.items():
         ppk = task.pps_ppk[pps]
+        if pps in pinned:
+            continue
         if ppk in ppk_arrival:
             pps_goods[pps] = goods
         else:

@@ -102,7 +102,8 @@ def _task(problem: Problem, code: str, settings: SearchSettings) -> KabupatenTas
     ppk_own = {p: g for p, g in expect.ppk_own.items() if kabupaten_of(p) == code}
     members: dict[str, list[str]] = defaultdict(list)
     for p in pps:
-        members[expect.pps_ppk[p]].append(p)
+        if p not in expect.assigned:  # a pinned desa's goods go by its rule's port, not by its PPK
+            members[expect.pps_ppk[p]].append(p)
     return KabupatenTask(
         kabupaten_code=code,
         network=problem.inputs.network,
@@ -117,6 +118,7 @@ def _task(problem: Problem, code: str, settings: SearchSettings) -> KabupatenTas
         pps_deadline=expect.minute(expect.pps_deadline),
         settings=settings,
         pps_kits={p: expect.pps_kits[p] for p in pps if p in expect.pps_kits},
+        assigned={p: expect.assigned[p] for p in pps if p in expect.assigned},
     )
 
 

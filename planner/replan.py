@@ -241,12 +241,18 @@ def segments(route: Route, network: Network) -> list[list[str]]:
 
 
 def _account_at(
-    route: Route, spec: VehicleSpec, network: Network, expect: Expectations, reached: int
+    route: Route,
+    spec: VehicleSpec,
+    network: Network,
+    expect: Expectations,
+    reached: int,
+    start: Driving | None = None,
 ) -> tuple[Driving | None, int]:
     """The driver's account on reaching stop `reached`, and the minute it can, the trip laid out as the
-    validator does (from each stop's departure by `drive_legs`; the trip starts with nothing driven)."""
+    validator does (from each stop's departure by `drive_legs`; the trip starts with the account `start`, by
+    default nothing driven)."""
     kind, legs, day = spec.kind, network.legs, expect.start_minute_of_day
-    driving, arrived = None, expect.minute(route.stops[0].arrival)
+    driving, arrived = start, expect.minute(route.stops[0].arrival)
     for i, segment in enumerate(segments(route, network)[:reached], start=1):
         departure = expect.minute(route.stops[i - 1].departure)
         handling = stop_handling(route, i - 1, kind, expect)
@@ -257,9 +263,16 @@ def _account_at(
     return driving, arrived
 
 
-def _leaving(route: Route, spec: VehicleSpec, network: Network, expect: Expectations, k: int) -> Driving:
-    """The driver's account on leaving stop k as planned."""
-    driving, arrived = _account_at(route, spec, network, expect, k)
+def _leaving(
+    route: Route,
+    spec: VehicleSpec,
+    network: Network,
+    expect: Expectations,
+    k: int,
+    start: Driving | None = None,
+) -> Driving:
+    """The driver's account on leaving stop k as planned (the trip begun with the account `start`)."""
+    driving, arrived = _account_at(route, spec, network, expect, k, start)
     departure = expect.minute(route.stops[k].departure)
     handling = stop_handling(route, k, spec.kind, expect)
     return after_stop(spec.kind, driving or Driving(), arrived, departure, handling)
@@ -567,6 +580,14 @@ def dispatch_state(
         # a PPK that still waits for some goods has the rest from kept trips: its vehicles leave after both
         if ppk not in ppk_ready and ppk in here.arrived:
             here.base_release[ppk] = max(here.base_release.get(ppk, 0), here.arrived[ppk])
+    driving: dict[str, Driving] = {}
+    under_way = [c.route for c in continued]
+    for route in sorted([*kept, *under_way], key=lambda r: (r.vehicle_id, r.stops[0].arrival, r.trip)):
+        if (spec := expect.vehicles.get(route.vehicle_id)) is not None:
+            last = len(route.stops) - 1
+            driving[route.vehicle_id] = _leaving(
+                route, spec, task.network, expect, last, driving.get(route.vehicle_id)
+            )
     warm: dict[tuple[str, int], list[tuple[str, ...]]] = defaultdict(list)
     for route in sorted(dropped, key=lambda r: (r.vehicle_id, r.trip)):
         warm[(route.vehicle_id, route.tier)].append(tuple(s.node_id for s in _drops(route)))
@@ -580,6 +601,7 @@ def dispatch_state(
         warm_routes={k: tuple(v) for k, v in warm.items()},
         kits_done={node: frozenset(kits) for node, kits in here.kits_done.items() if kits},
         ppk_due=dict(ppk_due or {}),
+        driving=driving,
     )
     stranded = {c.route.vehicle_id for c in continued if c.stranded}
     reduced = replace(

@@ -56,7 +56,9 @@ from planner.demand import (
 from planner.errors import InputError
 from planner.fleet import Fleet, check_fleet, expand_fleet, load_fleet_spec, pydantic_problems, read_yaml
 from planner.network import Network, load_network, network_dir
+from planner.nodes import is_hub, kabupaten_of
 from planner.settings import SearchSettings
+from planner.vehicles import Assignment
 
 DEFAULT_FIGURES = Path("source") / "kpu_pilkada_2024.csv"
 DEFAULT_DESA_TPS = Path("source") / "desa_tps_pemilu2024.csv"
@@ -74,6 +76,8 @@ MAX_HORIZON = timedelta(days=60)  # start to PPS deadline; the 2024 distribution
 MAX_KABUPATEN = 600  # Indonesia has 514 kabupaten and kota
 MAX_BLOCKED_LEGS = 100_000  # the whole Kaltim network has about 6,000 legs
 MAX_TEXT = 2_000  # a description is a sentence or two, not a file
+MAX_ASSIGN_RULES = 1_000  # a rule per fleet and area; Kaltim needs one or two
+MAX_ASSIGNED_DESA = 100_000  # Indonesia has about 84,000 desa
 
 
 class _Strict(BaseModel):
@@ -203,6 +207,16 @@ def _kabupaten_choice(value: Any) -> Any:
     raise ValueError('must be `all` or a non-empty list of kabupaten codes such as ["64.11"]')
 
 
+class AssignRule(_Strict):
+    """Officers pin work to a fleet: the goods of `desa` go from the warehouse to port `base` and on to each desa
+    by a `vehicle_type` vehicle based there (the Lanal Sangatta vessels for Kutai Timur's island desa)."""
+
+    name: str = Field(min_length=1, max_length=MAX_TEXT)
+    desa: list[str] = Field(min_length=1, max_length=MAX_ASSIGNED_DESA)  # desa codes, e.g. 64.08.05.2018
+    base: str = Field(min_length=1, max_length=100)  # a port node id, e.g. port:lanal_sangatta
+    vehicle_type: str = Field(min_length=1, max_length=100)  # a vehicle type of the fleet file
+
+
 class Scenario(_Strict):
     name: str
     description: str = Field(default="", max_length=MAX_TEXT)
@@ -214,6 +228,7 @@ class Scenario(_Strict):
     kabupaten: Literal["all"] | list[str] = "all"
     blocked_legs: list[str] = Field(default_factory=list, max_length=MAX_BLOCKED_LEGS)
     solver: SolverSettings = SolverSettings()
+    assign: list[AssignRule] = Field(default_factory=list, max_length=MAX_ASSIGN_RULES)
     _folder: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -241,6 +256,14 @@ class Scenario(_Strict):
     def resolve(self, path: Path) -> Path:
         """A path of the scenario file, relative to the file's folder."""
         return _resolve(self._folder, path)
+
+    def assignments(self) -> dict[str, Assignment]:
+        """PPS node -> the assign rule that pins it (the first, when a desa is named twice: the check says so)."""
+        pinned: dict[str, Assignment] = {}
+        for rule in self.assign:
+            for code in rule.desa:
+                pinned.setdefault(pps_node_id(code), Assignment(rule.base, rule.vehicle_type, rule.name))
+        return pinned
 
     def resolved_paths(self) -> ScenarioPaths:
         return _paths(self._folder, self.network, self.catalog, self.fleet, self.demand)
@@ -407,6 +430,56 @@ def _network_problems(legs: list[str], kabupaten: Any, network: Network, source:
     return problems
 
 
+def pps_node_id(code: str) -> str:
+    """A desa given as its code (64.08.05.2018) or as its node id (pps:64.08.05.2018), as the node id."""
+    return code if code.startswith("pps:") else f"pps:{code}"
+
+
+def _assign_problems(rules: Any, kabupaten: Any, network: Network, source: str) -> list[str]:
+    """Each assign rule names desa of the scenario's kabupaten, each desa once, and a port of the network."""
+    if not isinstance(rules, list):
+        return []
+    problems, seen = [], {}
+    nodes = network.nodes.index
+    codes = None if kabupaten == "all" else set(kabupaten)
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, dict):
+            continue
+        base = rule.get("base")
+        if isinstance(base, str) and (base not in nodes or not is_hub(base)):
+            problems.append(f"{source}: assign[{i}].base: {base[:100]!r} is not a port of the network")
+        for j, code in enumerate(rule.get("desa") or []):
+            if not isinstance(code, str):
+                continue
+            node = pps_node_id(code)
+            where = f"{source}: assign[{i}].desa[{j}]"
+            if node not in nodes:
+                problems.append(f"{where}: unknown desa {code[:100]!r}")
+            elif codes is not None and kabupaten_of(node) not in codes:
+                problems.append(f"{where}: {code!r} is not in the scenario's kabupaten")
+            elif node in seen:
+                problems.append(f"{where}: {code!r} is already pinned by assign[{seen[node]}]")
+            seen.setdefault(node, i)
+    return problems
+
+
+def assign_fleet_problems(scenario: Scenario, fleet: Fleet) -> list[str]:
+    """Each assign rule's vehicle type has a vehicle at its base serving the kabupaten of its desa."""
+    source = display_path(scenario.source) if scenario.source else "scenario"
+    problems = []
+    for i, rule in enumerate(scenario.assign):
+        kabupaten = {kabupaten_of(pps_node_id(c)) for c in rule.desa}
+        serving = {
+            v.kabupaten_code for v in fleet.vehicles if v.base == rule.base and v.type_id == rule.vehicle_type
+        }
+        for code in sorted(kabupaten - serving):
+            problems.append(
+                f"{source}: assign[{i}].vehicle_type: the fleet has no {rule.vehicle_type[:100]!r} at "
+                f"{rule.base[:100]} serving kabupaten {code}"
+            )
+    return problems
+
+
 def _catalog_problems(path: Path, source: str) -> list[str]:
     missing = _file_problem(path, "catalog", source)
     if missing:
@@ -512,6 +585,7 @@ def load_scenario(path: str | Path, loaders: Loaders = Loaders()) -> Scenario:
             )
         if network is not None:
             problems += _network_problems(part["legs"], part["kabupaten"] or "all", network, source)
+            problems += _assign_problems(raw.get("assign"), part["kabupaten"] or "all", network, source)
     if part["catalog"] is not None:
         problems += _catalog_problems(_resolve(folder, part["catalog"]), source)
     if part["fleet"] is not None:
@@ -575,6 +649,12 @@ def load_inputs(scenario: Scenario, loaders: Loaders = Loaders()) -> ScenarioInp
     kabupaten = scenario.kabupaten_codes(network)
     items = load_catalog(paths.catalog)
     fleet = expand_fleet(load_fleet_spec(paths.fleet), network, kabupaten)
+    if problems := assign_fleet_problems(scenario, fleet):
+        raise InputError(
+            "an assign rule names a vehicle the fleet does not have",
+            source=scenario.source,
+            problems=problems,
+        )
     demand = load_demand(scenario, network, items, loaders)
     return ScenarioInputs(scenario, network, kabupaten, items, fleet, demand)
 

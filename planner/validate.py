@@ -32,6 +32,7 @@ from planner.nodes import is_hub, is_ppk, is_pps, is_warehouse, kabupaten_of
 from planner.paths import leg_minutes, leg_travel_hours, shortest_paths
 from planner.plan import Plan, Route, content_hash, to_json
 from planner.vehicles import (
+    Assignment,
     Driving,
     LegTime,
     VehicleSpec,
@@ -77,6 +78,9 @@ class Expectations:
     vehicle_kabupaten: Mapping[str, str] = field(default_factory=dict)
     pps_kits: Mapping[str, tuple[Mapping[str, int], ...]] = field(default_factory=dict)  # TPS 1 first
     kit_marker: tuple[str, int] | None = None  # (item, units per kit): counts the kits in a delivery
+    assigned: Mapping[str, Assignment] = field(
+        default_factory=dict
+    )  # PPS -> its assign rule (no PPK between)
 
     @property
     def start_minute_of_day(self) -> int:
@@ -137,6 +141,7 @@ def expectations(inputs: ScenarioInputs) -> Expectations:
         vehicle_kabupaten={v.vehicle_id: v.kabupaten_code for v in inputs.fleet.vehicles},
         pps_kits=pps_kits(inputs.demand),
         kit_marker=kit_marker(inputs.items, inputs.demand.elections),
+        assigned={p: a for p, a in scenario.assignments().items() if kabupaten_of(p) in inputs.kabupaten},
     )
 
 
@@ -195,6 +200,7 @@ def validate_plan(
     problems += _check_trips_do_not_overlap(plan)
     problems += _check_unserved(plan, expect, network, allow_unserved)
     problems += _check_balances(plan, expect)
+    problems += _check_assignments(plan, expect)
     problems += _check_kits(plan, expect)
     if not structural:
         problems += _check_kpis(plan, expect)
@@ -753,7 +759,7 @@ def _ppk_balances(
 ) -> list[str]:
     out = []
     for ppk in sorted(p for p in expect.ppk_own if kabupaten_of(p) in kabupaten):
-        members = [p for p in pps_in_plan if expect.pps_ppk[p] == ppk]
+        members = [p for p in pps_in_plan if expect.pps_ppk[p] == ppk and p not in expect.assigned]
         want_in = add_goods(expect.ppk_own[ppk], *(expect.pps_goods[p] for p in members))
         got = ledger.received.get(ppk, {})
         if ppk in unserved:
@@ -808,6 +814,23 @@ def _warehouse_balances(
             not any(kabupaten_of(u) == code for u in unserved) and loaded != total
         ):
             out.append(f"wh:{code}: sends {_diff(loaded, total)} (the kabupaten's total)")
+    return out
+
+
+def _check_assignments(plan: Plan, expect: Expectations) -> list[str]:
+    """Every delivery to a desa pinned by an assign rule is made by a vehicle of the rule's type and base."""
+    out = []
+    for route in plan.routes:
+        spec = expect.vehicles.get(route.vehicle_id)
+        for stop in route.stops:
+            rule = expect.assigned.get(stop.node_id)
+            if not stop.deliver or rule is None or spec is None:
+                continue
+            if (spec.base, spec.type_id) != (rule.base, rule.type_id):
+                out.append(
+                    f"{_label(route)}: delivers at {stop.node_id}, which the assign rule {rule.rule!r} gives to "
+                    f"the {rule.type_id} of {rule.base}"
+                )
     return out
 
 

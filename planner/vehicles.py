@@ -44,6 +44,16 @@ class VehicleType:
 
 
 @dataclass(frozen=True)
+class Assignment:
+    """A scenario `assign:` rule for one desa: its goods leave the warehouse for `base` (a port) and reach the
+    desa on a `type_id` vehicle based there, not by way of its PPK. `rule` is the rule's name, for messages."""
+
+    base: str
+    type_id: str
+    rule: str = ""
+
+
+@dataclass(frozen=True)
 class VehicleSpec:
     """One physical vehicle: its id, where it is based, and its type."""
 

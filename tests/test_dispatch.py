@@ -24,7 +24,7 @@ from planner.dispatch import (
 from planner.network import Network
 from planner.paths import TravelSpeeds
 from planner.search import SearchSettings
-from planner.vehicles import VehicleSpec, VehicleType, add_working_minutes
+from planner.vehicles import Assignment, VehicleSpec, VehicleType, add_working_minutes
 
 WH, PPK1, PPK2 = "wh:64.99", "ppk:64.99.01", "ppk:64.99.02"
 PORT, JETTY = "port:lanal_sangatta", "jetty:64.99.01.2001"
@@ -279,3 +279,29 @@ def test_kits_travel_whole_and_name_their_tps_on_the_test_network(maps_network):
                 assert visit.tps_kits == () and visit.kit_count == visit.deliver.get("kit", 0)
     served = set(PPS_OF) - set(_reasons(result))
     assert served and all(sorted(got[p]) == [1, 2] for p in served)
+
+
+def test_an_assign_rule_sends_its_desa_by_its_fleet_not_by_its_ppk(maps_network):
+    # a cheaper speedboat at the same port could take the island: the rule gives it to the ship
+    speedboat = replace(
+        _kind("speedboat", {"sea": 30.0}, capacity_kg=600), cost_per_km=100, cost_per_day=1000
+    )
+    base = _task(maps_network, vehicles=_fleet(VehicleSpec("speedboat@port#1", PORT, speedboat)))
+    free = plan_kabupaten(base)
+    assert ISLAND in _visited(free, "speedboat@port#1"), "without the rule the cheaper boat takes the island"
+    ppk_goods = {**base.ppk_goods, PPK2: {"kit": base.ppk_goods[PPK2]["kit"] - base.pps_goods[ISLAND]["kit"]}}
+    rule = Assignment(PORT, "ship", "the island by the Lanal ship")
+    result = plan_kabupaten(replace(base, ppk_goods=ppk_goods, assigned={ISLAND: rule}))
+    assert result.unserved == () and result.failure == ""
+    by = {t.vehicle_id for t in result.trips for v in t.visits if v.node_id == ISLAND and v.deliver}
+    assert by == {"ship@port#1"}
+    # its goods skip the PPK: the warehouse truck takes them to the port, PPK2 gets only its other desa's
+    assert PORT in _visited(result, "truck@wh#1")
+    ship = next(
+        t for t in result.trips if t.vehicle_id == "ship@port#1" and ISLAND in [v.node_id for v in t.visits]
+    )
+    assert ship.tier == 1
+    to_ppk2 = sum(v.deliver.get("kit", 0) for t in result.trips for v in t.visits if v.node_id == PPK2)
+    assert to_ppk2 == ppk_goods[PPK2]["kit"]
+    delivered = sum(v.deliver.get("kit", 0) for t in result.trips for v in t.visits if v.node_id == ISLAND)
+    assert delivered == base.pps_goods[ISLAND]["kit"]

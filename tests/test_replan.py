@@ -400,21 +400,27 @@ def test_validate_finds_the_previous_plan_by_its_hash_and_checks_the_replan(tmp_
 # ---------------------------------------------------------------- issue 17: a PPK's trips wait for its goods
 
 
-def _tier1_block(plan):
-    """A tier-1 trip from the warehouse to a PPK with tier-2 trips, and a leg of it none of those trips uses."""
+def _tier1_block(plan, network):
+    """A tier-1 trip from the warehouse to a PPK with tier-2 trips, and a leg it drives after that PPK that none
+    of those trips uses (so the PPK's goods can still come as planned: the plans leave no slack before them)."""
+    from planner.replan import segments
+
     for r1 in sorted(
         (r for r in plan.routes if r.tier == 1 and r.base.startswith("wh:")), key=lambda r: r.trip
     ):
-        for stop in r1.stops:
+        legs_to = segments(r1, network)
+        for k, stop in enumerate(r1.stops):
             ppk = stop.node_id
             own = [r for r in plan.routes if r.base == ppk]
             if not stop.deliver or not ppk.startswith("ppk:") or not own:
                 continue
-            used = {leg for r in own for leg in r.legs}
-            leg = next((x for x in r1.legs if not x.startswith("access:") and x not in used), None)
+            before = {leg for segment in legs_to[:k] for leg in segment}
+            used = {leg for r in own for leg in r.legs} | before
+            after = [leg for segment in legs_to[k:] for leg in segment]
+            leg = next((x for x in after if not x.startswith("access:") and x not in used), None)
             if leg is not None:
                 return r1, ppk, own, leg
-    raise AssertionError("no warehouse trip to a PPK uses a leg its PPK's trips do not")
+    raise AssertionError("no warehouse trip to a PPK drives on over a leg its PPK's trips do not use")
 
 
 def _shifted(route, minutes):
@@ -433,7 +439,7 @@ def test_a_ppk_whose_goods_still_come_in_time_keeps_its_trips_and_a_late_one_has
     from planner.replan import first_stage, second_stage
 
     plan, _ = solve_mahulu
-    r1, ppk, own, leg = _tier1_block(plan)
+    r1, ppk, own, leg = _tier1_block(plan, mahulu_inputs.network)
     change = Change((leg,), (), plan.calendar.start)
     changed = problem_of(apply_change(mahulu_inputs, plan, change))
     expect = changed.expect
@@ -462,7 +468,7 @@ def test_a_ppk_whose_goods_still_come_in_time_keeps_its_trips_and_a_late_one_has
 
 def test_a_replan_keeps_the_trips_of_ppks_whose_goods_come_in_time_and_validates(solve_mahulu, mahulu_inputs):
     plan, _ = solve_mahulu
-    r1, ppk, own, leg = _tier1_block(plan)
+    r1, ppk, own, leg = _tier1_block(plan, mahulu_inputs.network)
     result, expect, _ = run_replan(plan, mahulu_inputs, block=[leg], at=plan.calendar.start)
     new = result.plan
     assert validate_plan(new, expect, previous=plan, allow_unserved=True) == []

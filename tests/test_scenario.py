@@ -127,6 +127,12 @@ def fleet_with(tmp_path: Path, change) -> str:
     return str(path)
 
 
+def _rule(**changes) -> dict:
+    """An assign rule of Mahakam Ulu: Long Hurai by the Ujoh Bilang speedboats."""
+    rule = {"name": "Long Hurai by speedboat", "desa": ["64.11.01.2001"], "base": "port:ujoh_bilang"}
+    return {**rule, "vehicle_type": "speedboat", **changes}
+
+
 BAD_CASES = {
     "unknown leg id": (
         lambda raw, tmp: raw.update(blocked_legs=["road:pps:64.11.01.2001-pps:64.99.99.9999"]),
@@ -175,6 +181,26 @@ BAD_CASES = {
     "misspelt field": (
         lambda raw, tmp: raw["solver"].update(time_limit=30),
         "scenario.yaml: solver.time_limit: is not a known field",
+    ),
+    "assign: unknown desa": (
+        lambda raw, tmp: raw.update(assign=[_rule(desa=["64.11.01.2001", "64.11.99.2001"])]),
+        "scenario.yaml: assign[0].desa[1]: unknown desa '64.11.99.2001'",
+    ),
+    "assign: desa outside the scenario": (
+        lambda raw, tmp: raw.update(assign=[_rule(desa=["64.08.05.2018"])]),
+        "scenario.yaml: assign[0].desa[0]: '64.08.05.2018' is not in the scenario's kabupaten",
+    ),
+    "assign: desa pinned twice": (
+        lambda raw, tmp: raw.update(assign=[_rule(), _rule(desa=["pps:64.11.01.2001"])]),
+        "scenario.yaml: assign[1].desa[0]: 'pps:64.11.01.2001' is already pinned by assign[0]",
+    ),
+    "assign: base not a port": (
+        lambda raw, tmp: raw.update(assign=[_rule(base="ppk:64.11.01")]),
+        "scenario.yaml: assign[0].base: 'ppk:64.11.01' is not a port of the network",
+    ),
+    "assign: misspelt field": (
+        lambda raw, tmp: raw.update(assign=[{**_rule(), "vessel": "navy_vessel"}]),
+        "scenario.yaml: assign[0].vessel: is not a known field",
     ),
     "bad timezone": (
         lambda raw, tmp: raw["calendar"].update(timezone="Asia/Samarinda"),
@@ -319,3 +345,29 @@ def test_arbitrary_text_is_rejected_cleanly(text, tmp_path_factory, loaders):
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     with pytest.raises(InputError):
         load_scenario(path, loaders)
+
+
+def test_an_assign_rule_needs_a_vehicle_of_its_type_at_its_base(tmp_path, loaders):
+    raw = valid_raw()
+    raw["assign"] = [_rule(vehicle_type="navy_vessel")]
+    scenario = load_scenario(write(tmp_path, raw), loaders)
+    with pytest.raises(InputError) as err:
+        load_inputs(scenario, loaders)
+    text = str(err.value)
+    assert "scenario.yaml" in text
+    assert (
+        "assign[0].vehicle_type: the fleet has no 'navy_vessel' at port:ujoh_bilang serving kabupaten 64.11"
+        in text
+    )
+
+
+def test_an_assign_rule_pins_its_desa(tmp_path, loaders):
+    raw = valid_raw()
+    raw["assign"] = [_rule(desa=["64.11.01.2001", "pps:64.11.01.2002"])]
+    scenario = load_scenario(write(tmp_path, raw), loaders)
+    pinned = scenario.assignments()
+    assert set(pinned) == {"pps:64.11.01.2001", "pps:64.11.01.2002"}
+    assert {(a.base, a.type_id, a.rule) for a in pinned.values()} == {
+        ("port:ujoh_bilang", "speedboat", "Long Hurai by speedboat")
+    }
+    load_inputs(scenario, loaders)  # the fleet has speedboats at Ujoh Bilang for Mahakam Ulu

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from planner.plan import Plan
 from planner.validate import validate_plan
+from planner.vehicles import Assignment
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +113,16 @@ def test_an_unlisted_undelivered_desa_is_caught(solved):
     stop.deliver = {}
     problems = validate_plan(bad, expect)
     assert any(stop.node_id in p for p in problems)
+
+
+def test_a_desa_delivered_against_its_assign_rule_is_caught(solved):
+    plan, expect = solved
+    route = first_route(plan, lambda r: r.tier == 2 and r.base.startswith("ppk:"))
+    desa = next(s.node_id for s in route.stops if s.deliver and s.node_id.startswith("pps:"))
+    rule = Assignment("port:ujoh_bilang", "speedboat", "by the Ujoh Bilang speedboats")
+    problems = validate_plan(plan, replace(expect, assigned={desa: rule}), allow_unserved=True)
+    assert any(
+        route.vehicle_id in p and desa in p and "'by the Ujoh Bilang speedboats'" in p for p in problems
+    ), problems
+    # its goods went by way of its PPK, which the rule takes out of the PPK's goods
+    assert any(p.startswith(f"{route.base}: receives") for p in problems)
