@@ -56,7 +56,7 @@ from planner.demand import (
 from planner.errors import InputError
 from planner.fleet import Fleet, check_fleet, expand_fleet, load_fleet_spec, pydantic_problems, read_yaml
 from planner.network import Network, load_network, network_dir
-from planner.nodes import is_hub, kabupaten_of
+from planner.nodes import is_hub, is_pps, kabupaten_of
 from planner.settings import SearchSettings
 from planner.vehicles import Assignment
 
@@ -435,13 +435,13 @@ def pps_node_id(code: str) -> str:
     return code if code.startswith("pps:") else f"pps:{code}"
 
 
-def _assign_problems(rules: Any, kabupaten: Any, network: Network, source: str) -> list[str]:
-    """Each assign rule names desa of the scenario's kabupaten, each desa once, and a port of the network."""
+def _assign_problems(rules: Any, network: Network, source: str) -> list[str]:
+    """Each assign rule names desa of the network, each desa once, and a port of the network. A rule's desa
+    outside the scenario's kabupaten are let be (a province scenario narrowed to one kabupaten keeps its rules)."""
     if not isinstance(rules, list):
         return []
     problems, seen = [], {}
     nodes = network.nodes.index
-    codes = None if kabupaten == "all" else set(kabupaten)
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             continue
@@ -453,26 +453,25 @@ def _assign_problems(rules: Any, kabupaten: Any, network: Network, source: str) 
                 continue
             node = pps_node_id(code)
             where = f"{source}: assign[{i}].desa[{j}]"
-            if node not in nodes:
+            if node not in nodes or not is_pps(node):
                 problems.append(f"{where}: unknown desa {code[:100]!r}")
-            elif codes is not None and kabupaten_of(node) not in codes:
-                problems.append(f"{where}: {code!r} is not in the scenario's kabupaten")
             elif node in seen:
                 problems.append(f"{where}: {code!r} is already pinned by assign[{seen[node]}]")
             seen.setdefault(node, i)
     return problems
 
 
-def assign_fleet_problems(scenario: Scenario, fleet: Fleet) -> list[str]:
-    """Each assign rule's vehicle type has a vehicle at its base serving the kabupaten of its desa."""
+def assign_fleet_problems(scenario: Scenario, fleet: Fleet, kabupaten: list[str]) -> list[str]:
+    """Each assign rule's vehicle type has a vehicle at its base serving the kabupaten of its desa (of those in
+    `kabupaten`, the scenario's)."""
     source = display_path(scenario.source) if scenario.source else "scenario"
     problems = []
     for i, rule in enumerate(scenario.assign):
-        kabupaten = {kabupaten_of(pps_node_id(c)) for c in rule.desa}
+        pinned = {kabupaten_of(pps_node_id(c)) for c in rule.desa} & set(kabupaten)
         serving = {
             v.kabupaten_code for v in fleet.vehicles if v.base == rule.base and v.type_id == rule.vehicle_type
         }
-        for code in sorted(kabupaten - serving):
+        for code in sorted(pinned - serving):
             problems.append(
                 f"{source}: assign[{i}].vehicle_type: the fleet has no {rule.vehicle_type[:100]!r} at "
                 f"{rule.base[:100]} serving kabupaten {code}"
@@ -585,7 +584,7 @@ def load_scenario(path: str | Path, loaders: Loaders = Loaders()) -> Scenario:
             )
         if network is not None:
             problems += _network_problems(part["legs"], part["kabupaten"] or "all", network, source)
-            problems += _assign_problems(raw.get("assign"), part["kabupaten"] or "all", network, source)
+            problems += _assign_problems(raw.get("assign"), network, source)
     if part["catalog"] is not None:
         problems += _catalog_problems(_resolve(folder, part["catalog"]), source)
     if part["fleet"] is not None:
@@ -649,7 +648,7 @@ def load_inputs(scenario: Scenario, loaders: Loaders = Loaders()) -> ScenarioInp
     kabupaten = scenario.kabupaten_codes(network)
     items = load_catalog(paths.catalog)
     fleet = expand_fleet(load_fleet_spec(paths.fleet), network, kabupaten)
-    if problems := assign_fleet_problems(scenario, fleet):
+    if problems := assign_fleet_problems(scenario, fleet, kabupaten):
         raise InputError(
             "an assign rule names a vehicle the fleet does not have",
             source=scenario.source,

@@ -186,9 +186,9 @@ BAD_CASES = {
         lambda raw, tmp: raw.update(assign=[_rule(desa=["64.11.01.2001", "64.11.99.2001"])]),
         "scenario.yaml: assign[0].desa[1]: unknown desa '64.11.99.2001'",
     ),
-    "assign: desa outside the scenario": (
-        lambda raw, tmp: raw.update(assign=[_rule(desa=["64.08.05.2018"])]),
-        "scenario.yaml: assign[0].desa[0]: '64.08.05.2018' is not in the scenario's kabupaten",
+    "assign: a PPK is not a desa": (
+        lambda raw, tmp: raw.update(assign=[_rule(desa=["ppk:64.11.01"])]),
+        "scenario.yaml: assign[0].desa[0]: unknown desa 'ppk:64.11.01'",
     ),
     "assign: desa pinned twice": (
         lambda raw, tmp: raw.update(assign=[_rule(), _rule(desa=["pps:64.11.01.2001"])]),
@@ -371,3 +371,12 @@ def test_an_assign_rule_pins_its_desa(tmp_path, loaders):
         ("port:ujoh_bilang", "speedboat", "Long Hurai by speedboat")
     }
     load_inputs(scenario, loaders)  # the fleet has speedboats at Ujoh Bilang for Mahakam Ulu
+
+
+def test_a_province_scenario_narrowed_to_one_kabupaten_keeps_its_rules_for_the_others(tmp_path, loaders):
+    from planner.validate import expectations
+
+    raw = valid_raw()  # Mahakam Ulu, with the province's Lanal rule for Kutai Timur
+    raw["assign"] = [_rule(desa=["64.08.05.2018"], base="port:lanal_sangatta", vehicle_type="navy_vessel")]
+    scenario = load_scenario(write(tmp_path, raw), loaders)
+    assert expectations(load_inputs(scenario, loaders)).assigned == {}
