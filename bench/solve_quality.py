@@ -1,4 +1,5 @@
-"""Quality of the default solve: its cost per kabupaten against a run with `--factor` times the time budget.
+"""Quality of the default solve: its cost per kabupaten against a run with `--factor` times the time budget
+(the clock and the stall limits, PyVRP iterations and OR-Tools solutions without a gain, all times `--factor`).
 
     .venv/bin/python -m bench.solve_quality [--scenario scenarios/kaltim-2024.yaml] [--factor 10]
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from bench.benchmarks_md import replace_section
@@ -31,12 +33,19 @@ def one_solve(scenario: Path, factor: float) -> dict:
 
     problem = load_problem(scenario)
     settings = search_settings(problem, problem.scenario.solver.time_limit_s * factor)
+    # the stall limits are part of the budget: the longer run may go on `factor` times as long without a gain
+    settings = replace(
+        settings,
+        stall_iterations=round(settings.stall_iterations * factor),
+        stall_solutions=round(settings.stall_solutions * factor),
+    )
     started = time.perf_counter()
     plan = make_plan(problem, settings, Backend(workers=problem.scenario.solver.workers))
     wall = time.perf_counter() - started
     assert plan.kpis is not None
     return {
         "time_limit_s": settings.time_limit_s,
+        "stall": [settings.stall_iterations, settings.stall_solutions],
         "wall_s": round(wall, 1),
         "kabupaten": {
             code: {"cost_idr": k.cost_idr, "trips": k.trips, "unserved": k.unserved}
@@ -56,8 +65,9 @@ def render(record: dict) -> str:
     default, longer, env = record["default"], record["longer"], record["environment"]
     lines = [
         f"Scenario `{record['scenario']}`: the default budget ({default['time_limit_s']} s per kabupaten on "
-        f"average, {default['wall_s']} s wall) against {record['factor']}x ({longer['time_limit_s']} s, "
-        f"{longer['wall_s']} s wall), one after the other in one process; {env['cpu']}, {env['cores']} cores, "
+        f"average, {default['wall_s']} s wall, stall limits {default.get('stall')}) against {record['factor']}x "
+        f"({longer['time_limit_s']} s, {longer['wall_s']} s wall, stall limits {longer.get('stall')}), one after "
+        f"the other in one process; {env['cpu']}, {env['cores']} cores, "
         f"load average at start {env['load_average_at_start']}.",
         "",
         "| kabupaten | cost default (IDR) | cost longer (IDR) | gap | trips default / longer | unserved default / longer |",

@@ -55,8 +55,9 @@ DROP_PENALTY = 10**13  # milli-rupiah; far above any route cost, so only infeasi
 GRAMS, CM3 = 1000, 1_000_000
 # the least search time of a layer: a warehouse layer is a few stops but, with whole TPS kits, many trips
 MIN_LAYER_S = 3.0
-TINY_REPLAN_LOADS = 4  # a re-plan's routing problem of at most this many loads is searched by greedy descent
-MIN_PART_S = 1.0  # the least search time of one origin's part of a layer (see _solve_layer)
+TINY_LOADS = 4  # a routing problem of at most this many loads is searched by greedy descent
+MIN_PART_S = 0.5  # the least search time of one origin's part of a layer (see _solve_layer)
+READBACK_ROUNDS = 3  # solves of one origin's layer at most (late loads barred, next seed; _solve_origin)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,8 @@ class DispatchState:
     before `not_before`, a base before `base_release` (goods brought back there), a vehicle before
     `vehicle_free`; trip numbers go on after `trips_done`. PPKs in `ppk_ready` already have all their goods.
     `warm_routes` are the previous plan's destinations per (vehicle id, tier), one tuple per trip, in order:
-    the search starts from them; `driving` is each such vehicle's driving account then. `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
+    the search starts from them. `driving`: each vehicle's driving account when it is free (the day's driving
+    of its kept trips counts on). `ppk_due`: PPKs whose kept trips start at a set minute (a re-plan that keeps a
     PPK's trips while its goods come differently): their goods should be unloaded there by then; where that
     cannot be planned, the calendar's deadline applies (and the re-plan plans those trips again).
     """
@@ -318,6 +320,7 @@ class _Layer:
     trips_used: Mapping[str, int]  # vehicle id -> trips already driven
     warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     driving: Mapping[str, Driving] = field(default_factory=dict)  # vehicle id -> its account at `available`
+    rounds: int = READBACK_ROUNDS  # solves of one origin's part at most (see _solve_origin)
 
 
 @dataclass
@@ -326,9 +329,28 @@ class _LayerOutcome:
     arrivals: dict[int, int]  # shipment index -> latest arrival of its loads (departure after unloading)
     missed: dict[int, Missed]
     stats: dict
-    # base -> the latest minute its goods may be there and every trip from it still start as planned
-    latest_release: dict[str, int] = field(default_factory=dict)
     driving: dict[str, Driving] = field(default_factory=dict)  # vehicle id -> its account after its last trip
+    # shipment index -> what its trips delivered (all of it, or part of a missed shipment's loads)
+    delivered: dict[int, Delivered] = field(default_factory=dict)
+    # load (stop) index of the layer's problem -> vehicles the exact schedule found it late on (_solve_origin)
+    late_on: dict[int, set[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Goods of one shipment that trips delivered: the items, the TPS kits among them, and the minute the last
+    load was unloaded."""
+
+    items: Mapping[str, int]
+    kits: tuple[Kit, ...]
+    done: int
+
+    def plus(self, other: Delivered | None) -> Delivered:
+        if other is None:
+            return self
+        return Delivered(
+            add_goods(self.items, other.items), self.kits + other.kits, max(self.done, other.done)
+        )
 
 
 @dataclass(frozen=True)
@@ -508,11 +530,18 @@ def _vehicle_rows(
     return vehicles, trip_owner, rows_of
 
 
-def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix]) -> LayerProblem:
+def build_layer_problem(
+    layer: _Layer,
+    task: KabupatenTask,
+    paths: Mapping[str, PathMatrix],
+    barred: Mapping[int, set[str]] | None = None,
+) -> LayerProblem:
     """The routing problem of one layer: a stop per load, a vehicle row per trip, windows from the deadlines.
 
     Parameters: `layer` the shipments and vehicles; `task` the kabupaten (items, clock, deadlines); `paths` the
-    shortest paths per vehicle type. Returns the problem (None when nothing can be routed) and the maps back."""
+    shortest paths per vehicle type; `barred`: per load, vehicles it may not go on (see `_solve_origin`).
+    Returns the problem (None when nothing can be routed) and the maps back."""
+    barred = barred or {}
     units = {u.id: u for u in task.items}
     loads, candidates, missed = _layer_loads(layer, task, paths)
     if not loads:
@@ -523,15 +552,16 @@ def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, 
     trips_at = _trips_per_base(layer, loads, units)
     vehicles, trip_owner, rows_of = _vehicle_rows(layer, task, type_ids, loc_index, trips_at)
     stops = []
-    for s_index, load, kits in loads:
+    for l_index, (s_index, load, kits) in enumerate(loads):
         shipment = layer.shipments[s_index]
+        able = [v for v in candidates[s_index] if v.vehicle_id not in barred.get(l_index, ())]
         stops.append(
             Stop(
                 loc=loc_index[shipment.destination],
                 demand=integer_load(load, units),
                 service=max(handling_minutes(v.kind, len(kits)) for v in candidates[s_index]),
                 window=(0, shipment.deadline),
-                allowed_vehicles=tuple(i for v in candidates[s_index] for i in rows_of[v.vehicle_id]),
+                allowed_vehicles=tuple(i for v in able for i in rows_of[v.vehicle_id]),
                 penalty=DROP_PENALTY,
                 name=shipment.destination,
             )
@@ -549,6 +579,34 @@ def build_layer_problem(layer: _Layer, task: KabupatenTask, paths: Mapping[str, 
     )
 
 
+def _lay_out_trip(
+    spec: VehicleSpec,
+    trip_no: int,
+    tier: int,
+    stops: Sequence[tuple[str, Mapping[str, int], tuple[Kit, ...]]],
+    task: KabupatenTask,
+    paths: Mapping[str, PathMatrix],
+    start: int,
+    driving: Driving | None,
+) -> tuple[Trip, Driving]:
+    """A trip of `spec` that sets out at `start` with the driver's account `driving` and delivers `stops`
+    ((destination, goods, TPS kits) in order): base, each delivery with its arrival and departure, base; the legs
+    driven. The times are laid out leg by leg by the driving rules (`schedule_trip`)."""
+    kind, matrix = spec.kind, paths[spec.type_id]
+    nodes = [spec.base, *(destination for destination, _, _ in stops), spec.base]
+    handling = [kind.load_min, *(handling_minutes(kind, len(kits)) for _, _, kits in stops), 0]
+    minutes = [matrix.path_minutes(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
+    times, driving = schedule_trip(kind, start, minutes, handling, task.start_minute_of_day, driving)
+    carried = add_goods(*(load for _, load, _ in stops))
+    visits = [Visit(spec.base, times[0][0], times[0][1], load=carried)]
+    for (node, load, kits), (arrival, departure) in zip(stops, times[1:-1], strict=True):
+        numbers = tuple(k.number for k in kits) if is_pps(node) else ()
+        visits.append(Visit(node, arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
+    visits.append(Visit(spec.base, times[-1][0], times[-1][0]))
+    legs = [leg for a, b in zip(nodes, nodes[1:], strict=False) for leg in matrix.path_legs(a, b)]
+    return Trip(spec.vehicle_id, spec.type_id, spec.base, tier, trip_no, tuple(visits), tuple(legs)), driving
+
+
 def _read_trip(
     built: LayerProblem,
     route,
@@ -558,42 +616,32 @@ def _read_trip(
     driving: Driving | None,
     keep: Sequence[int],
 ) -> tuple[Trip, Driving]:
-    """One engine route as a trip that sets out at `start` with the driver's account `driving`: base, each kept
-    delivery (`keep`: indices of route.visits) with its arrival and departure, base; the legs driven. The times
-    are laid out leg by leg by the driving rules (`schedule_trip`), not taken from the engine, whose work clock
-    cannot see a night or a break spent at a node."""
-    layer = built.layer
+    """One engine route as a trip that sets out at `start` (`_lay_out_trip`), with the deliveries `keep`
+    (indices of route.visits). The times are not taken from the engine, whose work clock cannot see a night or a
+    break spent at a node."""
     spec, trip_no = built.trip_owner[route.vehicle]
-    kind, matrix = spec.kind, paths[spec.type_id]
-    loads = [built.loads[route.visits[k].stop] for k in keep]
-    nodes = [spec.base, *(layer.shipments[s_index].destination for s_index, _, _ in loads), spec.base]
-    handling = [kind.load_min, *(handling_minutes(kind, len(kits)) for _, _, kits in loads), 0]
-    minutes = [matrix.path_minutes(a, b) for a, b in zip(nodes, nodes[1:], strict=False)]
-    times, driving = schedule_trip(kind, start, minutes, handling, task.start_minute_of_day, driving)
-    carried = add_goods(*(load for _, load, _ in loads))
-    visits = [Visit(spec.base, times[0][0], times[0][1], load=carried)]
-    for node, (_, load, kits), (arrival, departure) in zip(nodes[1:-1], loads, times[1:-1], strict=True):
-        numbers = tuple(k.number for k in kits) if is_pps(node) else ()
-        visits.append(Visit(node, arrival, departure, deliver=load, tps_kits=numbers, kit_count=len(kits)))
-    visits.append(Visit(spec.base, times[-1][0], times[-1][0]))
-    legs = [leg for a, b in zip(nodes, nodes[1:], strict=False) for leg in matrix.path_legs(a, b)]
-    trip = Trip(spec.vehicle_id, spec.type_id, spec.base, layer.tier, trip_no, tuple(visits), tuple(legs))
-    return trip, driving
+    stops = []
+    for k in keep:
+        s_index, load, kits = built.loads[route.visits[k].stop]
+        stops.append((built.layer.shipments[s_index].destination, load, kits))
+    return _lay_out_trip(spec, trip_no, built.layer.tier, stops, task, paths, start, driving)
 
 
 def _read_vehicle(
     built: LayerProblem, routes: Sequence, task: KabupatenTask, paths: Mapping[str, PathMatrix]
-) -> tuple[list[tuple[object, Trip, list[int]]], Driving | None]:
+) -> tuple[list[tuple[object, Trip, list[int]]], Driving | None, set[int]]:
     """The engine routes of one vehicle (its trips, in order) laid out one after another by the driving rules.
 
     Each trip sets out when the engine starts it, or as soon as the vehicle is free if a delivery would then be
     late; a delivery late even so is left out of the trip (its load is then missed, and `read_layer` says why).
-    Returns (route, trip, indices of the route's visits kept) per trip driven, and the account after the last."""
+    Returns (route, trip, indices of the route's visits kept) per trip driven, the account after the last, and
+    the loads left out (their stop indices)."""
     layer = built.layer
     spec = built.trip_owner[routes[0].vehicle][0]
     free = max(layer.release.get(spec.base, 0), layer.available.get(spec.vehicle_id, 0))
     driving, last = layer.driving.get(spec.vehicle_id), layer.available.get(spec.vehicle_id, 0)
     out: list[tuple[object, Trip, list[int]]] = []
+    left_out: set[int] = set()
     for route in routes:
         keep = list(range(len(route.visits)))
         while keep:
@@ -609,12 +657,13 @@ def _read_vehicle(
                     break
             if not late:
                 break
+            left_out.update(route.visits[k].stop for k in late)
             keep = [k for k in keep if k not in late]
         if keep:
             out.append((route, trip, keep))
             free = last = trip.visits[-1].arrival
             driving = after
-    return out, driving
+    return out, driving, left_out
 
 
 def _due(built: LayerProblem, route, k: int) -> int:
@@ -627,28 +676,28 @@ def read_layer(
 ) -> _LayerOutcome:
     """The engine's solution of a layer as trips, the arrival of each shipment, and the shipments missed (with
     the reason). The engine starts each trip as late as its route allows, so the earliest start among a
-    base's trips is the latest its goods may arrive for these trips to stand (`latest_release`)."""
+    base's trips is the latest its goods may arrive for these trips to stand."""
     layer = built.layer
     trips: list[Trip] = []
-    arrivals: dict[int, int] = {}
+    delivered: dict[int, Delivered] = {}
     served_loads: dict[int, int] = defaultdict(int)
-    latest_release: dict[str, int] = {}
+    late_on: dict[int, set[str]] = defaultdict(set)
     by_vehicle: dict[str, list] = defaultdict(list)
     for route in solution.routes:
         if route.visits:
             by_vehicle[built.trip_owner[route.vehicle][0].vehicle_id].append(route)
     driving: dict[str, Driving] = {}
     for vehicle_id, routes in by_vehicle.items():
-        read, account = _read_vehicle(built, sorted(routes, key=lambda r: r.vehicle), task, paths)
+        read, account, late = _read_vehicle(built, sorted(routes, key=lambda r: r.vehicle), task, paths)
         if account is not None:
             driving[vehicle_id] = account
+        for stop in late:
+            late_on[stop].add(vehicle_id)
         for route, trip, keep in read:
             trips.append(trip)
-            start = trip.visits[0].arrival
-            latest_release[trip.base] = min(latest_release.get(trip.base, start), start)
             for k, visit in zip(keep, trip.visits[1:-1], strict=True):
-                s_index = built.loads[route.visits[k].stop][0]
-                arrivals[s_index] = max(arrivals.get(s_index, 0), visit.departure)
+                s_index, load, kits = built.loads[route.visits[k].stop]
+                delivered[s_index] = Delivered(load, kits, visit.departure).plus(delivered.get(s_index))
                 served_loads[s_index] += 1
     missed = dict(built.missed)
     expected: dict[int, int] = defaultdict(int)
@@ -665,7 +714,7 @@ def read_layer(
                 count,
                 task.start_minute_of_day,
             )
-            arrivals.pop(s_index, None)
+    arrivals = {s_index: d.done for s_index, d in delivered.items() if s_index not in missed}
     stats = {
         "layer": layer.name,
         "stops": len(built.loads),
@@ -674,7 +723,7 @@ def read_layer(
         "wall_s": round(solution.wall_time_s, 2),
         "status": solution.status,
     }
-    return _LayerOutcome(trips, arrivals, missed, stats, latest_release, driving)
+    return _LayerOutcome(trips, arrivals, missed, stats, driving, delivered, dict(late_on))
 
 
 def _solve_layer(
@@ -707,15 +756,15 @@ def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcom
     trips: list[Trip] = []
     arrivals: dict[int, int] = {}
     missed: dict[int, Missed] = {}
-    latest_release: dict[str, int] = {}
     driving: dict[str, Driving] = {}
     stats: dict = {"layer": layer.name, "stops": 0, "vehicles": len(layer.vehicles), "parts": len(parts)}
     statuses, wall, per_vehicle = set(), 0.0, 0
+    delivered: dict[int, Delivered] = {}
     for indices, outcome in parts:
         trips += outcome.trips
         arrivals.update({indices[i]: minute for i, minute in outcome.arrivals.items()})
         missed.update({indices[i]: miss for i, miss in outcome.missed.items()})
-        latest_release.update(outcome.latest_release)
+        delivered.update({indices[i]: d for i, d in outcome.delivered.items()})
         driving.update(outcome.driving)
         stats["stops"] += outcome.stats.get("stops", 0)
         wall += outcome.stats.get("wall_s", 0.0)
@@ -725,30 +774,56 @@ def _merge_outcomes(layer: _Layer, parts: Sequence[tuple[list[int], _LayerOutcom
     stats.update({"trips_per_vehicle": per_vehicle, "wall_s": round(wall, 2)})
     if statuses:
         stats["status"] = "/".join(sorted(statuses))
-    return _LayerOutcome(trips, arrivals, missed, stats, latest_release, driving)
+    return _LayerOutcome(trips, arrivals, missed, stats, driving, delivered)
 
 
 def _solve_origin(
     layer: _Layer, task: KabupatenTask, paths: Mapping[str, PathMatrix], time_limit: float
 ) -> _LayerOutcome:
-    built = build_layer_problem(layer, task, paths)
-    if built.problem is None:
-        return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
-    warm = _warm_routes(layer, layer.warm_routes or task.state.warm_routes, built)
-    settings = replace(task.settings, time_limit_s=time_limit)
-    if len(built.loads) <= TINY_REPLAN_LOADS and task.state != DispatchState():
-        # guided local search never stops on its own: on a few loads it ran to the time limit (MIN_LAYER_S)
-        # for nothing; greedy descent stops at its local optimum (no clock involved, so still deterministic)
-        settings = replace(settings, metaheuristic="greedy-descent")
-    solution = solve(built.problem, settings, warm)
-    return read_layer(built, solution, task, paths)
+    """Solve a layer of one origin. The engine plans with padded travel and short days (see `travel_padding`),
+    which the exact schedule of a trip read back (`_read_vehicle`) may still miss: a load it then finds late is
+    left out. Up to `layer.rounds` times in all, the layer is solved again with each such load barred from the
+    vehicles it came late on, and the outcome that leaves the fewest loads out is kept (Long Pahangai, Mahakam
+    Ulu: the engine had a longboat arrive at minute 3268, by the rules it came after the 3600 deadline, and the
+    desa was left out while the PPK's speedboat stood idle; issue 13). A load the search itself left out for
+    capacity is searched again the same way, with the next seed: the PPK's own vehicles, all still free, get
+    another chance at it before the left-overs go to what is free after (one seed in ten left a second load of
+    Muara Kaman's 181 km desa 64.02.11.2004 out, and no vehicle was free for it later)."""
+    barred: dict[int, set[str]] = defaultdict(set)
+    best: _LayerOutcome | None = None
+    for round_no in range(layer.rounds):
+        built = build_layer_problem(layer, task, paths, barred)
+        if built.problem is None:
+            return _LayerOutcome([], {}, dict(built.missed), {"layer": layer.name, "stops": 0})
+        warm = _warm_routes(layer, layer.warm_routes or task.state.warm_routes, built)
+        limit = time_limit if round_no == 0 or task.settings.deterministic else time_limit / 2
+        settings = replace(task.settings, time_limit_s=limit, seed=task.settings.seed + round_no)
+        if len(built.loads) <= TINY_LOADS:
+            # guided local search finds no new solution on a few loads, so not even the stall limit stops it: it
+            # ran to the time limit for nothing; greedy descent stops at its local optimum (still deterministic)
+            settings = replace(settings, metaheuristic="greedy-descent")
+        outcome = read_layer(built, solve(built.problem, settings, warm), task, paths)
+        if round_no:
+            outcome.stats["readback_rounds"] = round_no + 1
+        if best is None or _left_out(outcome) < _left_out(best):
+            best = outcome
+        if not outcome.late_on and not any(m.reason == "capacity" for m in outcome.missed.values()):
+            break
+        for stop, vehicle_ids in outcome.late_on.items():
+            barred[stop] |= vehicle_ids
+    return best
+
+
+def _left_out(outcome: _LayerOutcome) -> tuple[int, int]:
+    """How much of a layer an outcome leaves out: shipments missed, then shipments not delivered whole."""
+    return len(outcome.missed), sum(1 for i in outcome.missed if i not in outcome.delivered)
 
 
 def _warm_routes(
     layer: _Layer, warm_routes: Mapping[tuple[str, int], tuple[tuple[str, ...], ...]], built: LayerProblem
 ) -> list[list[int]] | None:
     """Earlier trips (destinations per trip, per vehicle and tier) as stop indices per vehicle row, each
-    destination's loads used once; None when there are none."""
+    destination's loads used once and only on a row allowed to take them; None when there are none."""
     if not warm_routes:
         return None
     unused: dict[str, list[int]] = defaultdict(list)
@@ -756,12 +831,17 @@ def _warm_routes(
         unused[stop.name].append(index)
     routes: list[list[int]] = []
     seen: dict[str, int] = defaultdict(int)
-    for spec, _ in built.trip_owner:
+    for row, (spec, _) in enumerate(built.trip_owner):
         previous = warm_routes.get((spec.vehicle_id, layer.tier), ())
         k = seen[spec.vehicle_id]
         seen[spec.vehicle_id] += 1
-        destinations = previous[k] if k < len(previous) else ()
-        routes.append([unused[d].pop(0) for d in destinations if unused[d]])
+        route = []
+        for destination in previous[k] if k < len(previous) else ():
+            allowed = [i for i in unused[destination] if row in built.problem.stops[i].allowed_vehicles]
+            if allowed:
+                unused[destination].remove(allowed[0])
+                route.append(allowed[0])
+        routes.append(route)
     return routes if any(routes) else None
 
 
@@ -980,6 +1060,7 @@ class _Pass:
     available: dict[str, int] = field(default_factory=dict)
     trips_used: dict[str, int] = field(default_factory=dict)
     driving: dict[str, Driving] = field(default_factory=dict)  # vehicle id -> its account at `available`
+    rounds: int = READBACK_ROUNDS  # solves of one origin's part of a layer at most (see _solve_origin)
 
     @classmethod
     def start(cls, ctx: _Context, budget: float, ppk_deadline=None, warm_routes=None) -> _Pass:
@@ -1002,25 +1083,87 @@ class _Pass:
     ) -> _LayerOutcome:
         """Solve one layer with its share of the time budget and book its trips.
 
-        Shipments the search left out for "capacity" are tried once more on their own, with the vehicles
-        free after the trips just booked: on a short budget the search can leave a stop out that a truck
-        standing idle could take (Kombeng, Kutai Timur: dropped at 3 and 10 s, served at 30 s)."""
+        What the search left out for "capacity" is tried once more on its own, with the vehicles free after the
+        trips just booked: on a short budget the search can leave a stop out that a truck standing idle could
+        take (Kombeng, Kutai Timur: dropped at 3 and 10 s, served at 30 s). What is left even then goes load by
+        load on trips of its own (`_single_trips`). Only the goods not yet delivered are tried again."""
         outcome = self._solve(name, tier, shipments, vehicles, release)
-        left = sorted(i for i, miss in outcome.missed.items() if miss.reason == "capacity")
-        if not left:
-            return outcome
-        again = self._solve(f"{name} (left over)", tier, [shipments[i] for i in left], vehicles, release)
-        arrivals, missed = dict(outcome.arrivals), dict(outcome.missed)
-        for j, i in enumerate(left):
-            if j in again.missed:
-                missed[i] = again.missed[j]
+        for attempt in ("left over", "single trips"):
+            left = sorted(i for i, miss in outcome.missed.items() if miss.reason == "capacity")
+            if not left:
+                break
+            rest = [_remainder(shipments[i], outcome.delivered.get(i)) for i in left]
+            if attempt == "left over":
+                again = self._solve(f"{name} ({attempt})", tier, rest, vehicles, release)
             else:
-                missed.pop(i)
-                arrivals[i] = again.arrivals[j]
-        latest = dict(outcome.latest_release)
-        for base, minute in again.latest_release.items():
-            latest[base] = min(latest.get(base, minute), minute)
-        return _LayerOutcome(outcome.trips + again.trips, arrivals, missed, outcome.stats, latest)
+                again = self._single_trips(f"{name} ({attempt})", tier, rest, vehicles, release)
+            outcome = _with_retry(outcome, left, again)
+        return outcome
+
+    def _single_trips(
+        self, name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
+    ) -> _LayerOutcome:
+        """Each load of `shipments` on a trip of its own, by the vehicle of its origin that is back first and
+        still arrives in time (laid out by the driving rules): a sure, if dearer, way to a stop the search left
+        out. Shipments with the earliest deadline go first; one that not every load of can go is missed."""
+        task, paths = self.ctx.task, self.ctx.paths
+        units = {u.id: u for u in task.items}
+        trips: list[Trip] = []
+        delivered: dict[int, Delivered] = {}
+        missed: dict[int, Missed] = {}
+        for j in sorted(
+            range(len(shipments)), key=lambda j: (shipments[j].deadline, shipments[j].destination)
+        ):
+            shipment = shipments[j]
+            able = [
+                v
+                for v in vehicles
+                if v.base == shipment.origin
+                and shipment.pinned_type in ("", v.type_id)
+                and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
+            ]
+            loads = _split_for(shipment, able, units) if able else []
+            for load, kits in loads:
+                options = []
+                for v in able:
+                    free = self.available.get(v.vehicle_id, 0)
+                    start = max(release.get(v.base, 0), free)
+                    account = self.driving.get(v.vehicle_id)
+                    account = after_stop(v.kind, account, free, start, 0) if account else None
+                    trip_no = self.trips_used.get(v.vehicle_id, 0) + 1
+                    stop = [(shipment.destination, load, kits)]
+                    trip, after = _lay_out_trip(v, trip_no, tier, stop, task, paths, start, account)
+                    if trip.visits[1].arrival <= shipment.deadline:
+                        options.append((trip.visits[-1].arrival, v.vehicle_id, trip, after))
+                if not options:
+                    missed[j] = Missed(
+                        shipment.destination,
+                        "capacity",
+                        f"no vehicle at {shipment.origin} is free to get there before the deadline",
+                    )
+                    break
+                _, _, trip, after = min(options, key=lambda option: option[:2])
+                self._book([trip], {trip.vehicle_id: after})
+                trips.append(trip)
+                delivered[j] = Delivered(load, kits, trip.visits[1].departure).plus(delivered.get(j))
+            if not able:
+                missed[j] = Missed(
+                    shipment.destination, "capacity", f"no vehicle at {shipment.origin} can go"
+                )
+        arrivals = {j: d.done for j, d in delivered.items() if j not in missed}
+        stats = {"layer": name, "stops": len(shipments), "trips": len(trips)}
+        self.layers.append(stats)
+        return _LayerOutcome(trips, arrivals, missed, stats, delivered=delivered)
+
+    def _book(self, trips: Sequence[Trip], driving: Mapping[str, Driving]) -> None:
+        """Book trips: each vehicle is free again when its last trip is back, with its driving account then."""
+        for trip in trips:
+            self.available[trip.vehicle_id] = max(
+                self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
+            )
+            self.trips_used[trip.vehicle_id] = max(self.trips_used.get(trip.vehicle_id, 0), trip.trip)
+        self.driving.update(driving)
+        self.trips.extend(trips)
 
     def _solve(
         self, name: str, tier: int, shipments: list[Shipment], vehicles: list[VehicleSpec], release
@@ -1037,15 +1180,10 @@ class _Pass:
             dict(self.trips_used),
             warm,
             dict(self.driving),
+            self.rounds,
         )
         outcome = _solve_layer(layer, self.ctx.task, self.ctx.paths, max(MIN_LAYER_S, self.budget * share))
-        for trip in outcome.trips:
-            self.available[trip.vehicle_id] = max(
-                self.available.get(trip.vehicle_id, 0), trip.visits[-1].arrival
-            )
-            self.trips_used[trip.vehicle_id] = max(self.trips_used.get(trip.vehicle_id, 0), trip.trip)
-        self.driving.update(outcome.driving)
-        self.trips.extend(outcome.trips)
+        self._book(outcome.trips, outcome.driving)
         self.layers.append(outcome.stats)
         return outcome
 
@@ -1056,6 +1194,33 @@ class _Pass:
             tuple(sorted(self.unserved, key=lambda m: m.node_id)),
             tuple(self.layers),
         )
+
+
+def _remainder(shipment: Shipment, delivered: Delivered | None) -> Shipment:
+    """The part of a shipment not yet delivered: its goods less `delivered`, and the TPS kits not among them."""
+    if delivered is None:
+        return shipment
+    items = {i: q - delivered.items.get(i, 0) for i, q in shipment.items.items()}
+    done = {(kit.pps, kit.number) for kit in delivered.kits}
+    kits = tuple(kit for kit in shipment.kits if (kit.pps, kit.number) not in done)
+    return replace(shipment, items={i: q for i, q in items.items() if q > 0}, kits=kits)
+
+
+def _with_retry(outcome: _LayerOutcome, left: Sequence[int], again: _LayerOutcome) -> _LayerOutcome:
+    """A layer's outcome after its shipments `left` (by index) were tried again (`again`, indexed by position
+    in `left`): what the retry delivered is added, and a shipment is missed only if the retry missed it too."""
+    arrivals, missed, delivered = dict(outcome.arrivals), dict(outcome.missed), dict(outcome.delivered)
+    for j, i in enumerate(left):
+        if j in again.delivered:
+            delivered[i] = again.delivered[j].plus(delivered.get(i))
+        if j in again.missed:
+            missed[i] = again.missed[j]
+        else:
+            missed.pop(i)
+            arrivals[i] = delivered[i].done
+    driving = {**outcome.driving, **again.driving}
+    trips = outcome.trips + again.trips
+    return _LayerOutcome(trips, arrivals, missed, outcome.stats, driving, delivered)
 
 
 @dataclass(frozen=True)
@@ -1369,7 +1534,8 @@ def _backward_trips(
     """Tier 2 (first leg) for the desa of `ppks`, their goods at each PPK from `release`: the trips, the deadline
     of each (origin, destination), and the PPKs some of whose desa could not be served."""
     task = ctx.task
-    run = _Pass.start(ctx, budget)
+    # an estimate: one solve per PPK (a late load only makes the PPK's latest release earlier than it must be)
+    run = replace(_Pass.start(ctx, budget), rounds=1)
     origin_of = {p: task.pps_ppk[p] for p in task.pps_goods if task.pps_ppk[p] in ppks}
     goods = {p: task.pps_goods[p] for p in origin_of}
     first = _first_leg(run, 2, origin_of, goods, task.pps_deadline, release)
@@ -1414,9 +1580,11 @@ def _coupled_deadlines(
     ctx: _Context, latest: Mapping[str, int], earliest: Mapping[str, int]
 ) -> dict[str, int]:
     """Tier-1 deadline per PPK: its goods unloaded by the latest minute its own trips may start, never later than
-    the calendar's PPK deadline. A PPK whose coupled deadline would leave tier 1 less than COUPLING_MARGIN_MIN
-    after the earliest possible arrival keeps the calendar deadline: so tight a window would cost tier 1 the
-    PPK altogether, and the retry rule (`_next_deadlines`) tightens it if its desa are then left over."""
+    the calendar's PPK deadline, and never earlier than COUPLING_MARGIN_MIN after the earliest possible arrival
+    (so tight a window would cost tier 1 the PPK altogether). Before, a PPK whose window was that tight kept the
+    calendar's deadline: Muara Kaman (Kutai Kartanegara), whose own trips must start by minute 593, got its
+    goods at 1914 and a desa 181 km away was left over (issue 13). The retry rule (`_next_deadlines`) gives a
+    PPK that tier 1 cannot supply by its coupled deadline the calendar's back."""
     task = ctx.task
     fleet = [v for v in task.vehicles if v.base == ctx.warehouse and 1 in v.kind.tiers]
     hours = next((v.kind.operating_hours for v in fleet), None)
@@ -1427,8 +1595,7 @@ def _coupled_deadlines(
         kits = len(ctx.kits_in(ppk, task.ppk_goods.get(ppk, {})))  # all its kits: no load holds more
         unload = max((handling_minutes(v.kind, kits) for v in fleet), default=0)
         arrive_by = latest_start(minute, unload, hours, task.start_minute_of_day)
-        if arrive_by >= earliest.get(ppk, 0) + COUPLING_MARGIN_MIN:
-            deadlines[ppk] = min(task.ppk_deadline, arrive_by)
+        deadlines[ppk] = min(task.ppk_deadline, max(arrive_by, earliest.get(ppk, 0) + COUPLING_MARGIN_MIN))
     for ppk, due in task.state.ppk_due.items():
         # kept trips leave the PPK at `due`: the goods must be unloaded before (unless they cannot be)
         if ppk not in task.ppk_goods or ppk in task.state.ppk_ready:

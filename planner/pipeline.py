@@ -25,6 +25,9 @@ from planner.settings import SearchSettings
 from planner.validate import Expectations, expectations
 
 SOLVE_STAGE = "kabupaten"  # the progress stage of a solve; each step's detail is the kabupaten code
+# a plan's search stops when it stops improving: (PyVRP iterations, OR-Tools solutions) without a better one;
+# measured on Kaltim (BENCHMARKS.md, "Speed of the default solve"); the scenario's solver options may override
+PLAN_STALL = (300, 30)
 SHARE_BOUNDS = (0.3, 2.5)  # a kabupaten's share of the mean time limit, by its size (PPS + PPK)
 
 
@@ -69,7 +72,7 @@ def search_settings(
     """The scenario's solver settings; `time_limit_s` (per kabupaten, on average) and `deterministic`
     override them when given."""
     solver = problem.scenario.solver
-    options = dict(solver.options)
+    options = {"stall_iterations": PLAN_STALL[0], "stall_solutions": PLAN_STALL[1], **solver.options}
     if solver.solution_limit is not None:
         options["solution_limit"] = solver.solution_limit
     return SearchSettings(

@@ -153,7 +153,12 @@ SOLVER_OPTION_NAMES = tuple(
     for f in dataclasses.fields(SearchSettings)
     if f.name not in ("time_limit_s", "seed", "deterministic")
 )
-_OPTION_BOUNDS = {"seed_iterations": MAX_SEED_ITERATIONS, "solution_limit": MAX_SOLUTION_LIMIT}
+_OPTION_BOUNDS = {
+    "seed_iterations": MAX_SEED_ITERATIONS,
+    "solution_limit": MAX_SOLUTION_LIMIT,
+    "stall_iterations": MAX_SEED_ITERATIONS,
+    "stall_solutions": MAX_SOLUTION_LIMIT,
+}
 
 
 def _solver_options(value: dict[str, Any]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ import pyvrp
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from ortools.util import optional_boolean_pb2
 from pyvrp.constants import MAX_VALUE as PYVRP_MAX_VALUE
-from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria
+from pyvrp.stop import MaxIterations, MaxRuntime, MultipleCriteria, NoImprovement
 
 from planner.model import (
     DROPPED,
@@ -156,6 +156,8 @@ def solve(
     built = build_model(problem, eligibility)
     params = search_parameters(problem, settings)
     built.routing.CloseModelWithParameters(params)
+    if settings.stall_solutions:
+        _stop_when_stalled(built.routing, settings.stall_solutions)
     stats: dict = {"build_s": round(time.perf_counter() - started, 3)}
 
     seed_routes: list[list[int]] | None = None
@@ -235,6 +237,25 @@ def search_parameters(
     return params
 
 
+def _stop_when_stalled(routing: pywrapcp.RoutingModel, solutions: int) -> None:
+    """End the OR-Tools search after `solutions` solutions in a row without a better one (the best is kept).
+    A count of solutions, not a time: on a small layer guided local search otherwise runs to the clock for
+    nothing (a part of a few desa converges in well under a second, issue 13)."""
+    best: list[int | None] = [None]
+    since = [0]
+
+    def at_solution() -> None:
+        cost = routing.CostVar().Value()
+        if best[0] is None or cost < best[0]:
+            best[0], since[0] = cost, 0
+            return
+        since[0] += 1
+        if since[0] >= solutions:
+            routing.solver().FinishCurrentSearch()
+
+    routing.AddAtSolutionCallback(at_solution)
+
+
 def _set_limits(params, settings: SearchSettings, seconds: float) -> None:
     params.time_limit.FromMilliseconds(max(int(seconds * 1000), 1))
     if settings.deterministic:
@@ -263,9 +284,12 @@ def pyvrp_seed(
     started = time.perf_counter()
     translation = to_pyvrp(built)
     if settings.deterministic:
-        stop = MultipleCriteria([MaxIterations(settings.seed_iterations), MaxRuntime(settings.time_limit_s)])
+        criteria = [MaxIterations(settings.seed_iterations), MaxRuntime(settings.time_limit_s)]
     else:
-        stop = MaxRuntime(max(seconds - (time.perf_counter() - started), 0.01))
+        criteria = [MaxRuntime(max(seconds - (time.perf_counter() - started), 0.01))]
+    if settings.stall_iterations:
+        criteria.append(NoImprovement(settings.stall_iterations))
+    stop = MultipleCriteria(criteria)
     initial = translation.solution(initial_routes) if initial_routes is not None else None
     with warnings.catch_warnings(record=True) as caught:
         # PyVRP warns when it struggles to find a feasible seed; OR-Tools repairs it, the stats say so
@@ -279,7 +303,12 @@ def pyvrp_seed(
             initial_solution=initial,
         )
     elapsed = time.perf_counter() - started
-    within = not settings.deterministic or result.num_iterations >= settings.seed_iterations
+    # in deterministic mode only the clock makes a run irreproducible (the iteration counts do not)
+    within = (
+        not settings.deterministic
+        or result.num_iterations >= settings.seed_iterations
+        or elapsed < 0.95 * settings.time_limit_s
+    )
     stats = {
         "seed_warnings": sorted({w.category.__name__ for w in caught}),
         "seed_s": round(elapsed, 3),

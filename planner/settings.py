@@ -39,6 +39,10 @@ class SearchSettings:
         savings for problems without time constraints and parallel cheapest insertion otherwise.
     seed_share: share of the time (after building the model) given to PyVRP.
     seed_iterations, solution_limit: the deterministic-mode budgets of PyVRP and OR-Tools.
+    stall_iterations: PyVRP stops after this many iterations without a better solution (0: only the clock).
+    stall_solutions: OR-Tools stops after this many solutions without a better one (0: only the clock). Both
+        count work, not time, so they keep deterministic mode deterministic. Off by default (the VRPLIB
+        benchmarks measure the engine at a fixed time); plans use PLAN_STALL (planner.pipeline).
     """
 
     time_limit_s: float = 10.0
@@ -50,6 +54,8 @@ class SearchSettings:
     seed_share: float = 0.8
     seed_iterations: int = 5_000
     solution_limit: int = 300
+    stall_iterations: int = 0
+    stall_solutions: int = 0
     log: bool = False
 
     def __post_init__(self) -> None:
@@ -68,3 +74,5 @@ class SearchSettings:
             raise ValueError("seed_share must be in [0, 1)")
         if self.seed_iterations < 0 or self.solution_limit < 1:
             raise ValueError("seed_iterations must be >= 0 and solution_limit >= 1")
+        if self.stall_iterations < 0 or self.stall_solutions < 0:
+            raise ValueError("stall_iterations and stall_solutions must be >= 0")

@@ -253,7 +253,8 @@ def drive_legs(
     or in the day's driving limit, waits at its first node for the next opening; a leg that would take the
     driving since the last break past `break_after_driving_min` first waits `break_min` at the node. A leg
     longer than the day's limit or the driving between breaks starts fresh at an opening and is driven through
-    (longer than the operating day, `stretch_limit`, the planner's paths avoid it). `driving` is the account before the first leg (default: nothing driven yet)."""
+    (longer than the operating day, `stretch_limit`, the planner's paths avoid it). `driving` is the account
+    before the first leg (default: nothing driven yet)."""
     hours = kind.operating_hours
     state = driving or Driving()
     t = float(depart)

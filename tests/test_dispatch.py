@@ -305,3 +305,90 @@ def test_an_assign_rule_sends_its_desa_by_its_fleet_not_by_its_ppk(maps_network)
     assert to_ppk2 == ppk_goods[PPK2]["kit"]
     delivered = sum(v.deliver.get("kit", 0) for t in result.trips for v in t.visits if v.node_id == ISLAND)
     assert delivered == base.pps_goods[ISLAND]["kit"]
+
+
+def _desa_fleet(slow_kind: VehicleType, fast_kind: VehicleType) -> tuple[VehicleSpec, ...]:
+    others = tuple(v for v in _fleet() if v.base != PPK1)
+    return (VehicleSpec("slow@ppk1#1", PPK1, slow_kind), VehicleSpec("fast@ppk1#1", PPK1, fast_kind), *others)
+
+
+def test_loads_the_exact_schedule_finds_late_are_planned_again_with_earlier_windows(
+    maps_network, monkeypatch
+):
+    # Long Pahangai (issue 13): the engine had a cheap longboat arrive in time; laid out by the rules it came
+    # late, and the desa was left out while a speedboat stood idle. Here the engine sees the slow pickup 5x
+    # faster than it drives.
+    slow = replace(_kind("slow", {"road": 8.0}, tiers=(2,), hours=None), cost_per_km=10, cost_per_day=10)
+    fast = replace(_kind("fast", {"road": 40.0}, tiers=(2,), hours=None), cost_per_km=9000)
+    task = _task(maps_network, vehicles=_desa_fleet(slow, fast))
+    ctx = _context(task)
+    desa = "pps:64.99.01.2001"
+    real = {
+        k.type_id: dispatch._fastest_arrival(ctx, [v], PPK1, desa, 0, 2)
+        for k, v in ((v.kind, v) for v in task.vehicles if v.base == PPK1)
+    }
+    deadline = int(real["fast"]) + 10
+    assert deadline < real["slow"], "by the rules only the fast pickup makes the deadline"
+    monkeypatch.setattr(dispatch, "travel_padding", lambda kind: 0.2 if kind.type_id == "slow" else 1.0)
+    layer = dispatch._Layer(
+        "tier 2",
+        2,
+        [dispatch.Shipment(desa, PPK1, 2, {"kit": 2}, deadline)],
+        [v for v in task.vehicles if v.base == PPK1],
+        {PPK1: 0},
+        {},
+        {},
+    )
+    outcome = dispatch._solve_origin(layer, task, ctx.paths, 2.0)
+    assert outcome.missed == {}
+    assert [t.vehicle_id for t in outcome.trips] == ["fast@ppk1#1"]
+    assert outcome.trips[0].visits[1].arrival <= deadline
+    assert outcome.stats["readback_rounds"] == 2, "the first solve (the slow pickup) was read back late"
+
+
+def test_what_the_search_leaves_out_goes_on_single_trips_and_only_once(maps_network):
+    task = _task(maps_network)
+    ctx = _context(task)
+    run = dispatch._Pass.start(ctx, 2.0)
+    desa = "pps:64.99.01.2001"
+    at_ppk1 = [v for v in task.vehicles if v.base == PPK1]
+    first = dispatch._fastest_arrival(ctx, at_ppk1, PPK1, desa, 0, 0, unload=False)
+    goods = {"kit": 6}
+    kits = tuple(dispatch.Kit(desa, n, {"kit": 1}) for n in range(1, 7))
+    half = dispatch.Delivered({"kit": 3}, kits[:3], 100)
+    rest = dispatch._remainder(dispatch.Shipment(desa, PPK1, 2, goods, 10**4, kits=kits), half)
+    assert rest.items == {"kit": 3} and [k.number for k in rest.kits] == [4, 5, 6]
+
+    run.available["pickup@ppk1#1"] = 500  # busy until minute 500
+    outcome = run._single_trips("tier 2 (single trips)", 2, [rest], at_ppk1, {PPK1: 0})
+    assert outcome.missed == {}
+    (trip,) = outcome.trips
+    assert trip.visits[0].arrival >= 500 and trip.visits[1].arrival <= 10**4
+    assert trip.visits[1].deliver == {"kit": 3} and trip.visits[1].tps_kits == (4, 5, 6)
+    assert run.available["pickup@ppk1#1"] == trip.visits[-1].arrival and run.trips == [trip]
+
+    merged = dispatch._with_retry(
+        dispatch._LayerOutcome([], {}, {0: Missed(desa, "capacity", "left out")}, {}, delivered={0: half}),
+        [0],
+        outcome,
+    )
+    assert merged.missed == {} and merged.delivered[0].items == goods
+    assert merged.arrivals[0] == outcome.delivered[0].done
+
+    too_soon = replace(rest, deadline=int(first) - 1)
+    late = run._single_trips("again", 2, [too_soon], at_ppk1, {PPK1: 0})
+    assert late.trips == [] and late.missed[0].reason == "capacity"
+
+
+def test_no_desa_gets_its_goods_twice_when_the_search_leaves_loads_over(maps_network):
+    tiny = tuple(
+        replace(v, kind=replace(v.kind, capacity_kg=25.0)) if v.base == PPK2 else v for v in _fleet()
+    )
+    task = _task(maps_network, vehicles=tiny, kits_per_pps=12)
+    result = plan_kabupaten(task)
+    unserved = set(_reasons(result))
+    for pps, goods in task.pps_goods.items():
+        got = sum(v.deliver.get("kit", 0) for t in result.trips for v in t.visits if v.node_id == pps)
+        assert got <= goods["kit"], f"{pps} got {got} kits of {goods['kit']}"
+        if pps not in unserved:
+            assert got == goods["kit"]

@@ -344,3 +344,16 @@ def test_previous_routes_warm_start_the_pyvrp_seed_too():
     assert warm.objective <= previous.objective
     with pytest.raises(ValueError, match="initial_routes"):
         solve(problem, quick(), initial_routes=[[0]])
+
+
+def test_the_search_stops_when_it_stops_improving():
+    problem = daylight_problem(n=12, seed=3)
+    clocked = solve(problem, SearchSettings(time_limit_s=4))
+    stalled = solve(problem, SearchSettings(time_limit_s=60, stall_iterations=200, stall_solutions=20))
+    check(problem, stalled)
+    assert stalled.unserved == ()
+    assert clocked.wall_time_s >= 3.5, "without a stall limit the search runs to the clock"
+    assert stalled.wall_time_s < 30, "with one it stopped on its own, long before the 60 s clock"
+    assert stalled.objective <= clocked.objective * 1.02
+    with pytest.raises(ValueError, match="stall"):
+        SearchSettings(stall_solutions=-1)
