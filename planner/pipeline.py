@@ -26,7 +26,7 @@ from planner.validate import Expectations, expectations
 
 SOLVE_STAGE = "kabupaten"  # the progress stage of a solve; each step's detail is the kabupaten code
 # a plan's search stops when it stops improving: (PyVRP iterations, OR-Tools solutions) without a better one;
-# measured on Kaltim (BENCHMARKS.md, "Speed of the default solve"); the scenario's solver options may override
+# measured on Kaltim (BENCHMARKS.md, "Reliability of the default solve"); a scenario's solver.options override it
 PLAN_STALL = (300, 30)
 SHARE_BOUNDS = (0.3, 2.5)  # a kabupaten's share of the mean time limit, by its size (PPS + PPK)
 

@@ -596,7 +596,12 @@ def read_seed(
     time); the stops left out start unserved for OR-Tools to insert. Returns the assignment (None if not even
     that can be read) and the routes it holds, as routing indices."""
     routing = built.routing
-    full = _routing_indices(built, routes)
+    # a stop on a vehicle that may not take it (a warm start from another plan) is left out before reading:
+    # OR-Tools would reject the route and log "Vehicle N is not allowed at index i" for every try
+    full = [
+        [index for index in route if routing.VehicleVar(index).Contains(v)]
+        for v, route in enumerate(_routing_indices(built, routes))
+    ]
     assignment = routing.ReadAssignmentFromRoutes(full, True)
     if assignment is not None:
         return assignment, full

@@ -357,3 +357,15 @@ def test_the_search_stops_when_it_stops_improving():
     assert stalled.objective <= clocked.objective * 1.02
     with pytest.raises(ValueError, match="stall"):
         SearchSettings(stall_solutions=-1)
+
+
+def test_a_warm_start_stop_on_a_vehicle_it_may_not_go_on_is_reinserted_quietly(capfd):
+    problem = daylight_problem(n=10, seed=31)
+    stops = list(problem.stops)
+    stops[0] = replace(stops[0], allowed_vehicles=(1,))
+    problem = replace(problem, stops=tuple(stops))
+    on_the_wrong_truck = [list(range(len(stops)))] + [[] for _ in problem.vehicles[1:]]
+    solution = solve(problem, quick(first_solution="savings"), initial_routes=on_the_wrong_truck)
+    check(problem, solution)
+    assert solution.unserved == ()
+    assert "is not allowed" not in capfd.readouterr().err
