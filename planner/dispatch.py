@@ -413,13 +413,7 @@ def _layer_loads(
     candidates: dict[int, tuple[VehicleSpec, ...]] = {}
     missed: dict[int, Missed] = {}
     for s_index, shipment in enumerate(layer.shipments):
-        able = tuple(
-            v
-            for v in layer.vehicles
-            if v.base == shipment.origin
-            and shipment.pinned_type in ("", v.type_id)
-            and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
-        )
+        able = _able(shipment, layer.vehicles, paths)
         candidates[s_index] = able
         if not able:
             missed[s_index] = Missed(
@@ -433,6 +427,20 @@ def _layer_loads(
         for load, kits in _split_for(shipment, able, units):
             loads.append((s_index, load, kits))
     return loads, candidates, missed
+
+
+def _able(
+    shipment: Shipment, vehicles: Sequence[VehicleSpec], paths: Mapping[str, PathMatrix]
+) -> tuple[VehicleSpec, ...]:
+    """The vehicles that may carry a shipment: based at its origin, of its pinned type if any, and able to get
+    to its destination and back."""
+    return tuple(
+        v
+        for v in vehicles
+        if v.base == shipment.origin
+        and shipment.pinned_type in ("", v.type_id)
+        and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
+    )
 
 
 def _split_for(
@@ -1115,15 +1123,13 @@ class _Pass:
             range(len(shipments)), key=lambda j: (shipments[j].deadline, shipments[j].destination)
         ):
             shipment = shipments[j]
-            able = [
-                v
-                for v in vehicles
-                if v.base == shipment.origin
-                and shipment.pinned_type in ("", v.type_id)
-                and paths[v.type_id].there_and_back(shipment.origin, shipment.destination)
-            ]
-            loads = _split_for(shipment, able, units) if able else []
-            for load, kits in loads:
+            able = _able(shipment, vehicles, paths)
+            if not able:
+                missed[j] = Missed(
+                    shipment.destination, "capacity", f"no vehicle at {shipment.origin} can go"
+                )
+                continue
+            for load, kits in _split_for(shipment, able, units):
                 options = []
                 for v in able:
                     free = self.available.get(v.vehicle_id, 0)
@@ -1146,10 +1152,6 @@ class _Pass:
                 self._book([trip], {trip.vehicle_id: after})
                 trips.append(trip)
                 delivered[j] = Delivered(load, kits, trip.visits[1].departure).plus(delivered.get(j))
-            if not able:
-                missed[j] = Missed(
-                    shipment.destination, "capacity", f"no vehicle at {shipment.origin} can go"
-                )
         arrivals = {j: d.done for j, d in delivered.items() if j not in missed}
         stats = {"layer": name, "stops": len(shipments), "trips": len(trips)}
         self.layers.append(stats)
