@@ -52,6 +52,12 @@ def one_method(scenario: Path, limit: int | None, incremental: bool, out: Path) 
         "seconds_per_case": round(statistics.mean(result.case_wall_s), 2) if result.case_wall_s else None,
         "ranking": [r["leg_id"] for r in result.rows],
         "cut_off": {r["leg_id"]: r["unserved_pps"] for r in result.rows},
+        "impact": {
+            r["leg_id"]: {
+                k: r[k] for k in ("newly_unserved_pps", "late_pps", "extra_vehicle_hours", "extra_km")
+            }
+            for r in result.rows
+        },
     }
 
 
@@ -71,12 +77,46 @@ def run(scenario: Path, limit: int | None, tag: str = "") -> dict:
         "speedup": round(scratch["seconds_per_case"] / incremental["seconds_per_case"], 2)
         if incremental["seconds_per_case"] and scratch["seconds_per_case"]
         else None,
+        "rank_correlation": rank_correlation(incremental["ranking"], scratch["ranking"]),
         "top_identical": incremental["ranking"][:TOP] == scratch["ranking"][:TOP],
         "top_same_set": set(incremental["ranking"][:TOP]) == set(scratch["ranking"][:TOP]),
         "legs_cutting_off_other_desa": differ,
     }
     write_json(results_path(tag), record)
     return record
+
+
+def rank_correlation(first: list[str], second: list[str]) -> float | None:
+    """Spearman's rho between two rankings of the same legs (None for fewer than 3 legs)."""
+    from scipy.stats import spearmanr
+
+    if len(first) < 3 or set(first) != set(second):
+        return None
+    position = {leg: i for i, leg in enumerate(second)}
+    return round(float(spearmanr(range(len(first)), [position[leg] for leg in first]).statistic), 2)
+
+
+def impact_table(record: dict) -> list[str]:
+    """Per leg of the incremental top TOP: cut-off and late PPS and extra vehicle-hours by both methods."""
+    inc, scr = record["incremental"], record["from_scratch"]
+    if "impact" not in inc:
+        return []
+    scratch_rank = {leg: i for i, leg in enumerate(scr["ranking"], start=1)}
+    lines = [
+        "",
+        "| leg | rank inc. / scratch | cut-off PPS inc. / scratch | late PPS inc. / scratch "
+        "| extra veh-h inc. / scratch |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for rank, leg in enumerate(inc["ranking"][:TOP], start=1):
+        a, b = inc["impact"][leg], scr["impact"].get(leg, {})
+        lines.append(
+            f"| `{leg}` | {rank} / {scratch_rank.get(leg, '-')} "
+            f"| {a['newly_unserved_pps']} / {b.get('newly_unserved_pps', '-')} "
+            f"| {a['late_pps']} / {b.get('late_pps', '-')} "
+            f"| {a['extra_vehicle_hours']:+.1f} / {b.get('extra_vehicle_hours', float('nan')):+.1f} |"
+        )
+    return lines
 
 
 def render(tag: str = "") -> None:
@@ -96,7 +136,13 @@ def render(tag: str = "") -> None:
         "",
         f"Speed-up per case: {record['speedup']}x. Top {TOP} identical in order: {record['top_identical']}; "
         f"as a set: {record['top_same_set']}. Legs whose loss cuts off other desa in one method than in the "
-        f"other: {', '.join(record['legs_cutting_off_other_desa']) or 'none'}.",
+        f"other: {', '.join(record['legs_cutting_off_other_desa']) or 'none'}."
+        + (
+            f" Rank correlation (Spearman) of the two orders: {record['rank_correlation']}."
+            if record.get("rank_correlation") is not None
+            else ""
+        ),
+        *impact_table(record),
     ]
     if tag:
         section, title = f"contingency-incremental-{tag}", f"Contingency: incremental N-1 cases ({tag})"

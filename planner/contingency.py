@@ -56,7 +56,9 @@ from planner.validate import Expectations
 
 CASE_FORMAT = "kpu-contingency-case"
 CASE_VERSION = 2  # 2: the baseline keeps its routes; cases re-plan incrementally (or say from_scratch)
-INCREMENTAL_RULE = 2  # 2: a PPK's trips are held, not dropped, while its goods still arrive in time
+# 2: a PPK's trips are held, not dropped, while its goods still arrive in time;
+# 3: a dropped trip takes the vehicle's later trips along (`replan._with_later_trips`)
+INCREMENTAL_RULE = 3
 DEFAULT_TIME_LIMIT_S = 10.0  # per kabupaten; a safety net only, the deterministic budgets set the effort
 LATE_MARGIN_MIN = 60  # a PPS served more than this much later than in the baseline counts as late
 LEG_CHOICES = ("used", "all")

@@ -510,11 +510,13 @@ def _vehicle_rows(
     trip_owner: list[tuple[VehicleSpec, int]] = []
     rows_of: dict[str, list[int]] = defaultdict(list)
     for spec in layer.vehicles:
-        if spec.base not in trips_at:
+        earliest = max(layer.release.get(spec.base, 0), layer.available.get(spec.vehicle_id, 0))
+        if spec.base not in trips_at or earliest >= horizon:
+            # free only after the horizon: no row (the engine rejects a start past it); a load is only built
+            # when some vehicle can bring it by its deadline (`_layer_loads`), so that one has rows
             continue
         kind = spec.kind
         first_trip = layer.trips_used.get(spec.vehicle_id, 0) + 1
-        earliest = max(layer.release.get(spec.base, 0), layer.available.get(spec.vehicle_id, 0))
         previous = None
         for k in range(trips_at[spec.base]):
             rows_of[spec.vehicle_id].append(len(vehicles))

@@ -29,7 +29,7 @@ KabupatenCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}$")]
 
 UnservedReason = Literal["unreachable", "no_vehicle", "too_late", "capacity", "planner_error"]
 # why a stop the planner worked on is not served (planner_error: the planner failed on its kabupaten)
-UNSERVED_REASONS = ("unreachable", "too_late", "capacity", "no_vehicle")
+UNSERVED_REASONS = ("unreachable", "too_late", "capacity", "no_vehicle", "planner_error")
 
 
 class _Model(BaseModel):

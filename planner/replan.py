@@ -156,6 +156,7 @@ def split_routes(
         or r.vehicle_id in stranded
         or r.stops[0].arrival < busy_until.get(r.vehicle_id, r.stops[0].arrival)
     ]
+    dropped = _with_later_trips(dropped, future)
     for route in dropped:
         moved |= _destinations(route)
     # a trip from a port whose goods now come differently is planned again too; a tier-2 trip from a PPK
@@ -181,14 +182,31 @@ def split_routes(
         more = [r for r in future if id(r) not in gone and r.base in moved and not is_ppk(r.base)]
         if not more:
             break
-        dropped += more
-        for route in more:
+        dropped = _with_later_trips([*dropped, *more], future)
+        for route in dropped:
             moved |= _destinations(route)
     gone = {id(r) for r in dropped}
     held = [Held(future[i], ppks) for i, ppks in sorted(waits.items()) if id(future[i]) not in gone]
     held_ids = {id(h.route) for h in held}
     kept += [r for r in future if id(r) not in gone and id(r) not in held_ids]
     return kept, dropped, continued, held
+
+
+def _with_later_trips(dropped: Sequence[Route], routes: Sequence[Route]) -> list[Route]:
+    """`dropped` and every later trip of `routes` by the same vehicles. The dispatcher knows a vehicle as free
+    from the end of its last kept trip, so a dropped morning trip before a kept afternoon one would leave the
+    vehicle idle all morning (Kutai Kartanegara: three trucks lost their first trip that way, and Muara Kaman's
+    goods came too late for its far desa)."""
+    first_dropped: dict[str, int] = {}
+    for route in dropped:
+        first_dropped[route.vehicle_id] = min(first_dropped.get(route.vehicle_id, route.trip), route.trip)
+    gone = {id(r) for r in dropped}
+    later = [
+        r
+        for r in routes
+        if id(r) not in gone and r.vehicle_id in first_dropped and r.trip > first_dropped[r.vehicle_id]
+    ]
+    return [*dropped, *later]
 
 
 @dataclass(frozen=True)
@@ -663,10 +681,15 @@ def first_stage(task: KabupatenTask, routes: Sequence[Route], expect: Expectatio
     kept, dropped, continued, held = split_routes(routes, expect, at)
 
     def stage(dropped: list[Route], held: list[Held]) -> Stage:
+        dropped = _with_later_trips(dropped, [*kept, *(h.route for h in held)])
+        gone = {id(r) for r in dropped}
+        held = [h for h in held if id(h.route) not in gone]
         due = need_by(held, expect)
-        kept_all = [*kept, *(h.route for h in held)]
-        reduced, state, lost = dispatch_state(task, kept_all, dropped, continued, expect, at, due)
-        return Stage(kept, dropped, continued, held, due, _sized(task, reduced, state), lost)
+        still = [r for r in kept if id(r) not in gone]
+        reduced, state, lost = dispatch_state(
+            task, [*still, *(h.route for h in held)], dropped, continued, expect, at, due
+        )
+        return Stage(still, dropped, continued, held, due, _sized(task, reduced, state), lost)
 
     first = stage(dropped, held)
     unmet = unmet_dues(first.task) if first.due else set()
@@ -702,18 +725,19 @@ def second_stage(
     if not late:
         return None
     others = [h.route for h in first.held if not h.waits_on & late] + list(planned)
-    dropped = [h.route for h in first.held if h.waits_on & late]
+    every = [*first.kept, *others]  # a later trip is never under way: any of them may go with a dropped one
+    dropped = _with_later_trips([h.route for h in first.held if h.waits_on & late], every)
     moved = set(late)
     while True:  # from the late PPKs on, and from the ports their trips deliver to
+        for route in dropped:
+            moved |= _destinations(route)
         gone = {id(r) for r in dropped}
         more = [r for r in others if id(r) not in gone and r.tier == 2 and r.base in moved]
         if not more:
             break
-        dropped += more
-        for route in more:
-            moved |= _destinations(route)
+        dropped = _with_later_trips([*dropped, *more], every)
     gone = {id(r) for r in dropped}
-    kept = [*first.kept, *(r for r in others if id(r) not in gone)]
+    kept = [r for r in every if id(r) not in gone]
     reduced, state, lost = dispatch_state(task, kept, dropped, first.continued, expect, at)
     return Stage(kept, dropped, first.continued, [], {}, _sized(task, reduced, state), lost)
 

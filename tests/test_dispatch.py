@@ -21,6 +21,7 @@ from planner.dispatch import (
     build_layer_problem,
     plan_kabupaten,
 )
+from planner.model import validate_problem
 from planner.network import Network
 from planner.paths import TravelSpeeds
 from planner.search import SearchSettings
@@ -176,6 +177,29 @@ def test_a_layer_never_hands_the_engine_an_empty_window(maps_network):
     assert built.missed[0].reason == "too_late"
     assert all(0 <= s.window[0] <= s.window[1] for s in built.problem.stops)
     assert {built.problem.stops[i].name for i in range(len(built.problem.stops))} == {PPK2}
+
+
+def test_a_vehicle_free_only_after_the_horizon_gets_no_row_and_the_layer_still_solves(maps_network):
+    """Mahakam Ulu, a river leg blocked: a PPK pickup back from its third trip after the horizon made the
+    engine reject the left-over layer ('needs 0 <= earliest_start <= latest_end <= horizon')."""
+    task = _task(maps_network, vehicles=_fleet(VehicleSpec("truck@wh#2", WH, TRUCK)))
+    ctx = _context(task)
+    fleet = [v for v in task.vehicles if v.base == WH]
+    late = fleet[0].vehicle_id
+    layer = dispatch._Layer(
+        "tier 1 (left over)",
+        1,
+        [dispatch.Shipment(PPK2, WH, 1, {"kit": 6}, 36 * 60)],
+        fleet,
+        {WH: 0},
+        {late: task.pps_deadline + 3 * 1440},
+        {late: 3},
+    )
+    built = build_layer_problem(layer, task, ctx.paths)
+    assert built.problem is not None and validate_problem(built.problem) == []
+    assert all(not v.id.startswith(f"{late}/") for v in built.problem.vehicles)
+    outcome = dispatch._solve_origin(layer, task, ctx.paths, 2.0)
+    assert not outcome.missed and outcome.trips and all(t.vehicle_id != late for t in outcome.trips)
 
 
 def test_every_unserved_reason(maps_network):

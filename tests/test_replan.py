@@ -488,3 +488,33 @@ def test_a_replan_keeps_the_trips_of_ppks_whose_goods_come_in_time_and_validates
         else:  # planned again from the new arrival: every trip leaves after the goods are there
             assert all(r.stops[0].arrival >= arrival[node] for r in now if r not in trips)
     assert kept_ppks >= 1
+
+
+def test_a_dropped_trip_takes_the_vehicles_later_trips_along_so_the_vehicle_is_free_from_its_start(
+    solve_mahulu, mahulu_inputs
+):
+    """The dispatcher knows a vehicle as free from the end of its last kept trip: had its later trips been kept,
+    the hours of the dropped one would stand idle (Kutai Kartanegara: three trucks lost their first morning)."""
+    from planner.pipeline import kabupaten_tasks
+    from planner.replan import first_stage
+
+    plan, _ = solve_mahulu
+    found = None
+    for vehicle in sorted({r.vehicle_id for r in plan.routes}):
+        trips = sorted((r for r in plan.routes if r.vehicle_id == vehicle), key=lambda r: r.trip)
+        later = {leg for r in trips[1:] for leg in r.legs}
+        leg = next((x for x in trips[0].legs if not x.startswith("access:") and x not in later), None)
+        if len(trips) >= 2 and leg is not None:
+            found = trips, leg
+            break
+    assert found is not None, "no vehicle in the Mahakam Ulu plan drives a leg on its first trip only"
+    trips, leg = found
+    change = Change((leg,), (), plan.calendar.start)
+    changed = problem_of(apply_change(mahulu_inputs, plan, change))
+    task = kabupaten_tasks(changed, search_settings(changed, 4.0, deterministic=True))[0]
+    first = first_stage(task, plan.routes, changed.expect, 0)
+    assert all(any(r is d for d in first.dropped) for r in trips), (
+        "every trip of the vehicle is planned again"
+    )
+    assert not any(r is k for r in trips for k in first.all_kept)
+    assert trips[0].vehicle_id not in first.task.state.vehicle_free, "the vehicle is free from the plan start"

@@ -249,6 +249,13 @@ def _print_contingency_summary(console: Console, result: ContingencyResult, out:
         console.print(
             f"{len(result.left_out_blocked)} leg(s) of the file are already blocked in the scenario: left out."
         )
+    failed = [row["leg_id"] for row in result.rows if row["planner_error"]]
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        console.print(
+            f"[yellow]The planner itself failed on {len(failed)} case(s): {escape(shown)}. Their PPS count as "
+            "cut off (column planner_error); the impact of those legs is not known. Please report it.[/]"
+        )
     if result.case_wall_s:
         mean = sum(result.case_wall_s) / len(result.case_wall_s)
         console.print(
